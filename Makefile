@@ -1,0 +1,51 @@
+# Two commands do all the set-up: `make demo` and `make test`. Both create a project-local
+# virtualenv (.venv) and install what they need into it, offline on a machine that has the
+# package registries (torch comes from the pinned CPU wheel).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+INTEGRATIONS := integrations/llama-index-postprocessor-crossrank integrations/langchain-crossrank
+export CROSSRANK_CACHE ?= $(CURDIR)/.cache/crossrank
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+STARTER := $(abspath ../shared/models/crossrank-starter)
+
+.PHONY: install demo test lint typecheck pytest bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt $(wildcard integrations/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt torch
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev,onnx]" \
+		$(foreach d,$(INTEGRATIONS),-e "$(d)[test]")
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@if [ -z "$$CROSSRANK_RERANKER" ] && [ -d "$(STARTER)" ]; then \
+		export CROSSRANK_RERANKER="$(STARTER)"; fi; \
+	$(BIN)/crossrank demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+TEST_DIRS := tests $(wildcard $(addsuffix /tests,$(INTEGRATIONS)))
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -q $(TEST_DIRS) $(if $(NOTEBOOKS),--nbmake $(NOTEBOOKS))
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/engine_vs_st.py
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,82 @@
+"""Shared set-up for the benchmarks: SciFact test queries with dense top-k candidates."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from crossrank.data import load_beir
+from crossrank.paths import shared_data_dir
+from crossrank.retrieval.cache import cached_retriever
+
+STARTER = Path(__file__).resolve().parents[2] / "shared" / "models" / "crossrank-starter"
+
+
+@dataclass
+class Workload:
+    queries: list[str]
+    query_ids: list[str]
+    candidates: list[list[str]]
+    candidate_ids: list[list[str]]
+    dense_scores: list[list[float]]
+
+
+def add_workload_args(parser: argparse.ArgumentParser, *, queries: int, top_k: int) -> None:
+    parser.add_argument("--data", default=str(shared_data_dir() / "scifact"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--queries", type=int, default=queries, help="number of queries")
+    parser.add_argument("--top-k", type=int, default=top_k, help="candidates per query")
+    parser.add_argument("--model", default=os.environ.get("CROSSRANK_RERANKER", str(STARTER)))
+
+
+def load_workload(args: argparse.Namespace) -> Workload:
+    collection = load_beir(args.data, split=args.split)
+    retriever, _ = cached_retriever(collection)
+    queries = collection.judged_queries(args.queries)
+    hits = retriever.search_batch([q.text for q in queries], top_k=args.top_k)
+    return Workload(
+        queries=[q.text for q in queries],
+        query_ids=[q.id for q in queries],
+        candidates=[[h.text for h in row] for row in hits],
+        candidate_ids=[[h.id for h in row] for row in hits],
+        dense_scores=[[h.score for h in row] for row in hits],
+    )
+
+
+def machine() -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "")
+    )
+
+
+class TokenCounter:
+    """Counts real and padded tokens entering a model's forward pass."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.real = 0
+        self.padded = 0
+        self._handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
+
+    def _hook(self, module: object, args: tuple, kwargs: dict) -> None:  # type: ignore[type-arg]
+        mask = kwargs.get("attention_mask")
+        if mask is None:
+            return
+        self.real += int(mask.sum())
+        self.padded += int(mask.numel())
+
+    def reset(self) -> None:
+        self.real = self.padded = 0
+
+    @property
+    def efficiency(self) -> float:
+        return self.real / self.padded if self.padded else float("nan")
+
+    def close(self) -> None:
+        self._handle.remove()

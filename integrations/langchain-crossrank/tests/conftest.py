@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from langchain_core.documents import Document
+
+from crossrank.fusion import fuse
+from crossrank.paths import shared_starter_dir
+from crossrank.types import FusionMethod, RerankResult
+
+STARTER = shared_starter_dir()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+class FakeReranker:
+    """A deterministic SupportsRerank: the score of a document is how many of the query's
+    words it contains, minus a thousandth of its length (so ties are rare); it follows the
+    engine's contract for top_n, fusion and min_score and records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    @staticmethod
+    def score(query: str, document: str) -> float:
+        words = set(query.lower().split())
+        return float(sum(w in words for w in document.lower().split())) - len(document) / 1000
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None = None,
+        retrieval_scores: Sequence[float] | None = None,
+        fusion: FusionMethod | None = None,
+        alpha: float = 1.0,
+        min_score: float | None = None,
+    ) -> list[RerankResult]:
+        self.calls.append(
+            {
+                "method": "rerank",
+                "query": query,
+                "documents": list(documents),
+                "top_n": top_n,
+                "retrieval_scores": retrieval_scores,
+                "fusion": fusion,
+                "alpha": alpha,
+                "min_score": min_score,
+            }
+        )
+        rerank = [self.score(query, d) for d in documents]
+        final = rerank
+        if fusion is not None and retrieval_scores is not None:
+            final = fuse(rerank, retrieval_scores, fusion, alpha)
+        order = sorted(range(len(documents)), key=lambda i: (-final[i], i))
+        results = [
+            RerankResult(
+                index=i,
+                score=final[i],
+                rerank_score=rerank[i],
+                retrieval_score=None if retrieval_scores is None else retrieval_scores[i],
+                truncated=False,
+                n_windows=1,
+                document=documents[i],
+            )
+            for i in order
+            if min_score is None or final[i] >= min_score
+        ]
+        return results if top_n is None else results[:top_n]
+
+    async def arerank(
+        self, query: str, documents: Sequence[str], **kwargs: Any
+    ) -> list[RerankResult]:
+        results = self.rerank(query, documents, **kwargs)
+        self.calls[-1]["method"] = "arerank"
+        return results
+
+
+@pytest.fixture
+def fake() -> FakeReranker:
+    return FakeReranker()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 2-layer BERT cross-encoder folder built offline (random weights, fixed seed)."""
+    from crossrank.testing import build_tiny_cross_encoder
+
+    return build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce"))
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model: Path) -> Any:
+    from crossrank import Reranker
+
+    return Reranker(tiny_model, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def starter_model() -> Path:
+    if not (STARTER / "config.json").is_file():
+        pytest.fail(f"the starter cross-encoder is missing at {STARTER}")
+    return STARTER
+
+
+@pytest.fixture(scope="session")
+def starter_engine(starter_model: Path) -> Any:
+    from crossrank import Reranker
+
+    return Reranker(starter_model, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def scifact() -> Any:
+    from crossrank.data import load_beir
+    from crossrank.paths import shared_data_dir
+
+    path = shared_data_dir() / "scifact"
+    if not (path / "corpus.jsonl").is_file():
+        pytest.fail(f"shared data not found at {path}; set CROSSRANK_DATA")
+    return load_beir(path, split="test")
+
+
+@pytest.fixture(scope="session")
+def scifact_queries(scifact: Any) -> list[str]:
+    """Ten SciFact test claims that have relevance judgments."""
+    return [scifact.queries[qid].text for qid in list(scifact.qrels)[:10]]
+
+
+@pytest.fixture(scope="session")
+def scifact_chunks(scifact: Any) -> list[Document]:
+    """About 200 SciFact abstracts (the judged ones of the first test claims first), split into
+    ~400-character chunks as a LangChain pipeline would, each with an id and metadata."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    wanted: list[str] = []
+    for qid in list(scifact.qrels)[:10]:
+        wanted.extend(d for d in scifact.qrels[qid] if d not in wanted)
+    for doc_id in scifact.corpus:
+        if len(wanted) >= 200:
+            break
+        if doc_id not in wanted:
+            wanted.append(doc_id)
+    splitter = RecursiveCharacterTextSplitter(chunk_size=400, chunk_overlap=0)
+    chunks: list[Document] = []
+    for doc_id in wanted:
+        doc = scifact.corpus[doc_id]
+        for j, text in enumerate(splitter.split_text(doc.full_text)):
+            chunks.append(
+                Document(
+                    id=f"{doc_id}-{j}",
+                    page_content=text,
+                    metadata={"source": "scifact", "doc_id": doc_id, "chunk": j},
+                )
+            )
+    return chunks
+
+
+def hf_embeddings() -> Any:
+    """all-MiniLM-L6-v2 (offline) as LangChain embeddings: langchain_huggingface when it is
+    installed, else langchain_community's (deprecated) class of the same name."""
+    from crossrank.paths import default_biencoder
+
+    try:
+        from langchain_huggingface import HuggingFaceEmbeddings
+    except ImportError:
+        from langchain_community.embeddings import HuggingFaceEmbeddings
+    return HuggingFaceEmbeddings(
+        model_name=default_biencoder(),
+        model_kwargs={"device": "cpu"},
+        encode_kwargs={"normalize_embeddings": True},
+    )
+
+
+@pytest.fixture(scope="session")
+def faiss_store(scifact_chunks: list[Document]) -> Any:
+    from langchain_community.vectorstores import FAISS
+
+    return FAISS.from_documents(scifact_chunks, hf_embeddings())

@@ -1,0 +1,90 @@
+"""crossrank: a fast, truncation-safe cross-encoder reranker for RAG pipelines.
+
+``import crossrank`` is cheap: torch, transformers and faiss load on first use of the names
+that need them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from crossrank.errors import (
+    CrossrankError,
+    DataError,
+    DocumentTooLongError,
+    IncompatibleIndexError,
+    InvalidInputError,
+    InvalidModelError,
+    MissingExtraError,
+    ModelNotFoundError,
+    NonFiniteScoreError,
+)
+from crossrank.types import RerankResult, SupportsRerank, SupportsScorePairs
+
+__version__ = "0.1.0"
+
+# Public names that live in modules with heavy imports: name -> module.
+_LAZY = {
+    "Reranker": "crossrank.reranker",
+    "Collection": "crossrank.data",
+    "Document": "crossrank.data",
+    "Query": "crossrank.data",
+    "load_beir": "crossrank.data",
+    "DenseRetriever": "crossrank.retrieval",
+    "SearchHit": "crossrank.retrieval",
+    "EvaluationReport": "crossrank.evaluation",
+    "evaluate": "crossrank.evaluation",
+    "TrainConfig": "crossrank.training",
+    "TrainResult": "crossrank.training",
+    "train": "crossrank.training",
+}
+
+if TYPE_CHECKING:
+    from crossrank.data import Collection, Document, Query, load_beir
+    from crossrank.evaluation import EvaluationReport, evaluate
+    from crossrank.reranker import Reranker
+    from crossrank.retrieval import DenseRetriever, SearchHit
+    from crossrank.training import TrainConfig, TrainResult, train
+
+__all__ = [
+    "Collection",
+    "CrossrankError",
+    "DataError",
+    "DenseRetriever",
+    "Document",
+    "DocumentTooLongError",
+    "EvaluationReport",
+    "IncompatibleIndexError",
+    "InvalidInputError",
+    "InvalidModelError",
+    "MissingExtraError",
+    "ModelNotFoundError",
+    "NonFiniteScoreError",
+    "Query",
+    "RerankResult",
+    "Reranker",
+    "SearchHit",
+    "SupportsRerank",
+    "SupportsScorePairs",
+    "TrainConfig",
+    "TrainResult",
+    "__version__",
+    "evaluate",
+    "load_beir",
+    "train",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'crossrank' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

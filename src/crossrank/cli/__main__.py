@@ -1,0 +1,3 @@
+from crossrank.cli import main
+
+raise SystemExit(main())

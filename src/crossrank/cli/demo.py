@@ -1,0 +1,208 @@
+"""``crossrank demo``: dense retrieval vs. dense + rerank on a real collection, end to end.
+
+Indexes the collection with FAISS (cached), shows a few real queries with the dense top-5
+beside the reranked top-5, then the metrics over the whole judged query set, and where the
+time went. Works with no model hub; says which reranker it used and why, and without one it
+still runs the dense stage and says how to get a reranker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING, Any
+
+from crossrank.errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from crossrank.data import Collection
+    from crossrank.reranker import Reranker
+    from crossrank.retrieval import DenseRetriever
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="show dense retrieval vs. dense + rerank on a real collection",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    parser.add_argument("--data", default="scifact", help="collection folder or name")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--reranker", default=None, help="model folder or hub id")
+    parser.add_argument("--retriever", default=None, help="bi-encoder (default all-MiniLM-L6-v2)")
+    parser.add_argument("--show", type=int, default=3, help="queries shown side by side")
+    parser.add_argument("--top-k", type=int, default=50, help="dense candidates per query")
+    parser.add_argument("--top-n", type=int, default=10, help="candidates reranked per query")
+    parser.add_argument("--max-length", type=int, default=None, help="reranker tokens per pair")
+    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the reranker in fusion")
+    parser.add_argument("--max-queries", type=int, default=None, help="evaluate fewer queries")
+    parser.add_argument(
+        "--backend", default="torch", choices=["torch", "onnx", "onnx-int8"], help="engine backend"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from crossrank.data import load_beir, resolve_collection
+    from crossrank.models import resolve_reranker
+    from crossrank.retrieval.cache import cached_retriever
+
+    console = Console()
+    timings: dict[str, float] = {}
+    collection = load_beir(resolve_collection(args.data), split=args.split)
+    n_judged = len(collection.judged_queries())
+    console.rule(f"[bold]crossrank demo[/] - {collection.name} ({args.split})")
+    console.print(
+        f"{len(collection.corpus):,} documents, {n_judged} judged queries. Dense retrieval "
+        f"(bi-encoder + FAISS) takes the top-{args.top_k}; the cross-encoder reorders the "
+        f"top-{args.top_n}."
+    )
+
+    reranker_name: str | None
+    try:
+        reranker_name, why = resolve_reranker(args.reranker)
+        console.print(f"Reranker: [bold]{reranker_name}[/] ({why})")
+    except ModelNotFoundError as exc:
+        reranker_name = None
+        console.print(f"[yellow]No reranker available[/]: {exc}")
+        console.print(
+            "Get one with [bold]crossrank train --preset starter[/] (or set "
+            "CROSSRANK_RERANKER to a cross-encoder folder). Running the dense stage only."
+        )
+
+    started = time.perf_counter()
+    with console.status("Indexing the corpus (cached after the first run)..."):
+        retriever, reused = cached_retriever(collection, args.retriever, show_progress=True)
+    timings["index (reused from cache)" if reused else "index (encode corpus + build)"] = (
+        time.perf_counter() - started
+    )
+    console.print(f"Retriever: {retriever.model_name} over {len(retriever):,} documents")
+
+    reranker = None
+    if reranker_name is not None:
+        from crossrank.reranker import Reranker
+
+        started = time.perf_counter()
+        reranker = Reranker(
+            reranker_name,
+            max_length=args.max_length,
+            backend=args.backend,
+            progress_threshold=None,
+        )
+        timings["load reranker"] = time.perf_counter() - started
+        console.print(f"Engine: {reranker!r}")
+
+    _side_by_side(console, collection, retriever, reranker, args)
+    if reranker is None:
+        _dense_only_metrics(console, collection, retriever, args, timings)
+    else:
+        from crossrank.evaluation import evaluate
+
+        started = time.perf_counter()
+        report = evaluate(
+            collection,
+            retriever,
+            reranker,
+            top_k=args.top_k,
+            top_n=args.top_n,
+            alpha=args.alpha,
+            max_queries=args.max_queries,
+            show_progress=True,
+        )
+        timings[f"evaluate {report.n_queries} queries"] = time.perf_counter() - started
+        console.print(report.rich_table())
+        dense, reranked = report["dense"], report["reranked"]
+        console.print(
+            f"Per query: dense search p50 {dense.latency_p50_ms:.1f} ms; with reranking p50 "
+            f"{reranked.latency_p50_ms:.0f} ms, p95 {reranked.latency_p95_ms:.0f} ms "
+            f"({reranked.pairs_per_second or 0:,.1f} pairs/s on {reranker.device})."
+        )
+    _timings(console, timings)
+    return 0
+
+
+def _side_by_side(
+    console: Console,
+    collection: Collection,
+    retriever: DenseRetriever,
+    reranker: Reranker | None,
+    args: argparse.Namespace,
+) -> None:
+    from rich.table import Table
+
+    for query in collection.judged_queries(args.show):
+        hits = retriever.search(query.text, top_k=args.top_k)
+        relevant = collection.relevant(query.id)
+        table = Table(title=f"[bold]{query.text}[/]", title_justify="left", expand=True)
+        table.add_column("#", justify="right", width=2)
+        table.add_column("dense top-5 (score)", ratio=1)
+        if reranker is not None:
+            table.add_column("reranked top-5 (score, dense rank)", ratio=1)
+            head = hits[: args.top_n]
+            results = reranker.rerank(query.text, [h.text for h in head], top_n=5)
+        for rank in range(min(5, len(hits))):
+            hit = hits[rank]
+            cells = [str(rank + 1), _cell(collection, hit.id, hit.score, relevant)]
+            if reranker is not None and rank < len(results):
+                r = results[rank]
+                moved = head[r.index]
+                cells.append(
+                    _cell(collection, moved.id, r.score, relevant, extra=f"was #{r.index + 1}")
+                )
+            table.add_row(*cells)
+        console.print(table)
+    console.print("[green]✓[/] = judged relevant for the query")
+
+
+def _cell(
+    collection: Collection, doc_id: str, score: float, relevant: dict[str, int], extra: str = ""
+) -> str:
+    title = collection.corpus[doc_id].title or collection.corpus[doc_id].text
+    title = title if len(title) <= 70 else title[:67] + "..."
+    mark = "[green]✓[/] " if doc_id in relevant else "  "
+    note = f", {extra}" if extra else ""
+    return f"{mark}{title} [dim]({score:.3f}{note})[/]"
+
+
+def _dense_only_metrics(
+    console: Console,
+    collection: Collection,
+    retriever: DenseRetriever,
+    args: argparse.Namespace,
+    timings: dict[str, float],
+) -> None:
+    from rich.table import Table
+
+    from crossrank.evaluation import compute_metrics
+
+    started = time.perf_counter()
+    queries = collection.judged_queries(args.max_queries)
+    hits = retriever.search_batch([q.text for q in queries], top_k=args.top_k)
+    rankings = {q.id: [h.id for h in row] for q, row in zip(queries, hits, strict=True)}
+    qrels = {q.id: dict(collection.qrels[q.id]) for q in queries}
+    metrics = compute_metrics(qrels, rankings, recall_k=args.top_k).aggregate
+    timings[f"dense search + metrics, {len(queries)} queries"] = time.perf_counter() - started
+    table = Table(title=f"Dense only, {len(queries)} queries")
+    table.add_column("run")
+    for name in metrics:
+        table.add_column(name, justify="right")
+    table.add_row("dense", *(f"{v:.4f}" for v in metrics.values()))
+    console.print(table)
+
+
+def _timings(console: Console, timings: dict[str, float]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Where the time went")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    for step, seconds in timings.items():
+        table.add_row(step, f"{seconds:.1f}")
+    table.add_row("[bold]total[/]", f"[bold]{sum(timings.values()):.1f}[/]")
+    console.print(table)

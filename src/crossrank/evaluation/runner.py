@@ -1,0 +1,209 @@
+"""Running the two-stage evaluation: dense retrieval, then reranking, on a collection split."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from crossrank.errors import InvalidInputError
+from crossrank.evaluation.metrics import compute_metrics
+from crossrank.evaluation.report import EvaluationReport, RunReport
+from crossrank.evaluation.runs import Run, dense_run, reranked_rankings
+from crossrank.types import FusionMethod, RerankResult
+
+if TYPE_CHECKING:
+    from crossrank.data import Collection
+    from crossrank.retrieval import SearchHit
+
+__all__ = ["SupportsRerankMany", "SupportsSearch", "evaluate", "percentile"]
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class SupportsSearch(Protocol):
+    """A first-stage retriever: :class:`crossrank.DenseRetriever` or anything alike."""
+
+    def search(self, query: str, top_k: int = 10) -> list[SearchHit]: ...
+
+    def __len__(self) -> int: ...
+
+
+@runtime_checkable
+class SupportsRerankMany(Protocol):
+    """What evaluation needs from a reranker: :class:`crossrank.Reranker` or a fake."""
+
+    def rerank_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        *,
+        top_n: int | None = None,
+        retrieval_scores: Sequence[Sequence[float]] | None = None,
+        fusion: FusionMethod | None = None,
+        alpha: float = 1.0,
+        min_score: float | None = None,
+    ) -> list[list[RerankResult]]: ...
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default method); ``nan`` for no values."""
+    if not 0 <= q <= 100:
+        msg = f"q must be between 0 and 100, got {q}"
+        raise InvalidInputError(msg)
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _positive(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        msg = f"{name} must be a positive integer, got {value!r}"
+        raise InvalidInputError(msg)
+    return value
+
+
+def _check_options(top_k: int, top_n: int, fusion: str, alpha: float) -> None:
+    _positive("top_k", top_k)
+    _positive("top_n", top_n)
+    if top_n > top_k:
+        msg = f"top_n={top_n} exceeds top_k={top_k}; the reranker can only reorder retrieved docs"
+        raise InvalidInputError(msg)
+    if fusion not in ("weighted", "rrf"):
+        msg = f"fusion must be 'weighted' or 'rrf', got {fusion!r}"
+        raise InvalidInputError(msg)
+    if fusion == "weighted" and not 0.0 <= alpha <= 1.0:
+        msg = f"alpha must be between 0 and 1 (weight of the cross-encoder), got {alpha}"
+        raise InvalidInputError(msg)
+
+
+def _name(obj: object) -> str:
+    name = getattr(obj, "model_name", None)
+    return name if isinstance(name, str) else type(obj).__name__
+
+
+def evaluate(
+    collection: Collection,
+    retriever: SupportsSearch,
+    reranker: SupportsRerankMany,
+    *,
+    top_k: int = 50,
+    top_n: int = 10,
+    fusion: FusionMethod = "weighted",
+    alpha: float = 0.5,
+    max_queries: int | None = None,
+    show_progress: bool | None = None,
+) -> EvaluationReport:
+    """Compare dense-only, reranked and fused rankings on ``collection``'s judged queries.
+
+    Each query is retrieved (``top_k`` documents) and its ``top_n`` best are reranked, one
+    query at a time so that latencies are per query. The reranked run lists the reranked
+    documents by rerank score, then the rest of the dense ``top_k``; the fused run orders the
+    same head by the reranker's fusion (``fusion="weighted"`` with ``alpha``, or ``"rrf"``)
+    of rerank and dense scores. All three hold the same documents, so Recall@``top_k`` is
+    the same for each.
+
+    Args:
+        collection: a loaded split (:func:`crossrank.load_beir`).
+        retriever: holds the collection's corpus (e.g. a :class:`crossrank.DenseRetriever`
+            after ``add_documents(collection.corpus.values())``).
+        reranker: anything with ``rerank_many`` (e.g. :class:`crossrank.Reranker`).
+        max_queries: evaluate the first N judged queries only.
+        show_progress: progress bars; ``None`` shows them on a terminal only.
+    """
+    from tqdm.auto import tqdm
+
+    _check_options(top_k, top_n, fusion, alpha)
+    if len(retriever) == 0:
+        msg = (
+            "the retriever holds no documents; add the collection's corpus first, e.g. "
+            "retriever.add_documents(collection.corpus.values())"
+        )
+        raise InvalidInputError(msg)
+    queries = collection.judged_queries(max_queries)
+    if not queries:
+        msg = f"split {collection.split!r} of {collection.name} has no judged queries"
+        raise InvalidInputError(msg)
+    disable = None if show_progress is None else not show_progress
+
+    hits: dict[str, list[SearchHit]] = {}
+    dense_ms: list[float] = []
+    for query in tqdm(queries, desc="retrieving", unit="query", disable=disable):
+        started = time.perf_counter()
+        hits[query.id] = list(retriever.search(query.text, top_k=top_k))
+        dense_ms.append((time.perf_counter() - started) * 1000.0)
+
+    reranked: dict[str, tuple[str, ...]] = {}
+    reranked_scores: dict[str, tuple[float, ...]] = {}
+    fused: dict[str, tuple[str, ...]] = {}
+    fused_scores: dict[str, tuple[float, ...]] = {}
+    total_ms: list[float] = []
+    pairs, rerank_seconds, truncated = 0, 0.0, 0
+    for query, spent in zip(
+        tqdm(queries, desc="reranking", unit="query", disable=disable), dense_ms, strict=True
+    ):
+        row = hits[query.id]
+        head = row[:top_n]
+        results: list[RerankResult] = []
+        elapsed = 0.0
+        if head:
+            started = time.perf_counter()
+            (results,) = reranker.rerank_many(
+                [query.text],
+                [[hit.text for hit in head]],
+                top_n=None,
+                retrieval_scores=[[hit.score for hit in head]],
+                fusion=fusion,
+                alpha=alpha,
+            )
+            elapsed = time.perf_counter() - started
+        pairs += len(head)
+        rerank_seconds += elapsed
+        truncated += sum(r.truncated for r in results)
+        total_ms.append(spent + elapsed * 1000.0)
+        reranked[query.id], reranked_scores[query.id] = reranked_rankings(row, results, fused=False)
+        fused[query.id], fused_scores[query.id] = reranked_rankings(row, results, fused=True)
+
+    runs = {
+        "dense": dense_run(hits),
+        "reranked": Run("reranked", reranked, reranked_scores),
+        "fused": Run("fused", fused, fused_scores),
+    }
+    qrels = {q.id: dict(collection.qrels[q.id]) for q in queries}
+    pps = pairs / rerank_seconds if rerank_seconds > 0 else None
+    reports = []
+    for name, run in runs.items():
+        latencies = dense_ms if name == "dense" else total_ms
+        metrics = compute_metrics(qrels, run.rankings, recall_k=top_k).aggregate
+        reports.append(
+            RunReport(
+                name=name,
+                metrics=metrics,
+                latency_p50_ms=percentile(latencies, 50),
+                latency_p95_ms=percentile(latencies, 95),
+                pairs_per_second=None if name == "dense" else pps,
+            )
+        )
+    if truncated:
+        logger.info("%d of %d reranked documents were truncated", truncated, pairs)
+    return EvaluationReport(
+        collection=collection.name,
+        split=collection.split,
+        n_queries=len(queries),
+        retriever=_name(retriever),
+        reranker=_name(reranker),
+        top_k=top_k,
+        top_n=top_n,
+        fusion=fusion,
+        alpha=float(alpha),
+        runs=tuple(reports),
+        truncated_documents=truncated,
+        runs_data=runs,
+    )

@@ -1,0 +1,340 @@
+"""Loading cross-encoders once per process, and choosing device and dtype.
+
+One :class:`LoadedModel` exists per (model, revision, device, dtype, backend, options): every
+:class:`~crossrank.Reranker` that asks for the same model shares it, with its lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from crossrank.errors import InvalidInputError, InvalidModelError, ModelNotFoundError
+from crossrank.pairs import PairTemplate
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+    import torch
+    from sentence_transformers import CrossEncoder
+    from tokenizers import Tokenizer
+
+__all__ = ["LoadedModel", "load_model", "resolve_device", "resolve_dtype"]
+
+logger = logging.getLogger(__name__)
+
+Activation = Literal["raw", "sigmoid"]
+Backend = Literal["torch", "onnx", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8")
+# Takes int64 arrays (input_ids, attention_mask[, token_type_ids]); returns one logit per row.
+Runner = Callable[[dict[str, "npt.NDArray[Any]"]], "npt.NDArray[Any]"]
+
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
+
+
+def resolve_device(device: str | None) -> str:
+    """``"auto"``/None → ``"cuda"`` when available, else ``"cpu"``; MPS only when named."""
+    import torch
+
+    if device is None or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    name = str(device)
+    kind = name.split(":", 1)[0]
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            msg = f"device={name!r} was asked for but CUDA is not available; use device='cpu'"
+            raise InvalidInputError(msg)
+        index = int(name.split(":", 1)[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            msg = f"device={name!r} does not exist: {torch.cuda.device_count()} CUDA device(s)"
+            raise InvalidInputError(msg)
+    elif kind == "mps":
+        if not torch.backends.mps.is_available():
+            msg = "device='mps' was asked for but MPS is not available; use device='cpu'"
+            raise InvalidInputError(msg)
+    elif kind != "cpu":
+        msg = f"unknown device {name!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        raise InvalidInputError(msg)
+    return name
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
+    """``"auto"`` → bf16 on CUDA with bf16 support, else fp16 on CUDA; fp32 elsewhere."""
+    import torch
+
+    if dtype is None or dtype == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = _DTYPES.get(str(dtype).lower())
+    if name is None:
+        msg = f"unknown dtype {dtype!r}; use 'auto', 'float32', 'bfloat16' or 'float16'"
+        raise InvalidInputError(msg)
+    resolved: torch.dtype = getattr(torch, name)
+    return resolved
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A cross-encoder loaded once, with what the engine needs to drive it directly."""
+
+    name: str
+    identity: str
+    cross_encoder: CrossEncoder
+    tokenizer: Tokenizer
+    template: PairTemplate
+    pad_id: int
+    uses_token_type_ids: bool
+    model_max_length: int
+    default_max_length: int
+    activation: Activation
+    device: str
+    dtype: torch.dtype
+    backend: Backend
+    runner: Runner
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    # Largest padded-token count per batch known to fit (lowered after a CUDA OOM).
+    safe_batch_tokens: int | None = None
+
+
+_REGISTRY: dict[tuple[Any, ...], LoadedModel] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return repr(value)
+
+
+def load_model(
+    name: str,
+    *,
+    revision: str | None = None,
+    device: str = "auto",
+    dtype: str | torch.dtype | None = "auto",
+    backend: Backend = "torch",
+    trust_remote_code: bool = False,
+    model_kwargs: Mapping[str, Any] | None = None,
+    tokenizer_kwargs: Mapping[str, Any] | None = None,
+    num_threads: int | None = None,
+) -> LoadedModel:
+    """Return the process-wide :class:`LoadedModel` for these settings, loading it once."""
+    if backend not in BACKENDS:
+        msg = f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}"
+        raise InvalidInputError(msg)
+    if backend != "torch":
+        if device not in ("auto", "cpu", None):
+            msg = f"backend={backend!r} runs on the CPU; use backend='torch' for device={device!r}"
+            raise InvalidInputError(msg)
+        device, dtype = "cpu", "float32"
+    resolved_device = resolve_device(device)
+    resolved_dtype = resolve_dtype(dtype, resolved_device)
+    key = (
+        name,
+        revision,
+        resolved_device,
+        str(resolved_dtype),
+        backend,
+        trust_remote_code,
+        _freeze(model_kwargs or {}),
+        _freeze(tokenizer_kwargs or {}),
+        num_threads,
+    )
+    with _REGISTRY_LOCK:
+        loaded = _REGISTRY.get(key)
+        if loaded is None:
+            loaded = _load(
+                name,
+                revision=revision,
+                device=resolved_device,
+                dtype=resolved_dtype,
+                backend=backend,
+                trust_remote_code=trust_remote_code,
+                model_kwargs=dict(model_kwargs or {}),
+                tokenizer_kwargs=dict(tokenizer_kwargs or {}),
+                num_threads=num_threads,
+            )
+            _REGISTRY[key] = loaded
+    return loaded
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
+
+
+def _load(
+    name: str,
+    *,
+    revision: str | None,
+    device: str,
+    dtype: torch.dtype,
+    backend: Backend,
+    trust_remote_code: bool,
+    model_kwargs: dict[str, Any],
+    tokenizer_kwargs: dict[str, Any],
+    num_threads: int | None,
+) -> LoadedModel:
+    from sentence_transformers import CrossEncoder
+
+    path = Path(name).expanduser()
+    if _looks_local(name) and not (path / "config.json").is_file():
+        what = "folder has no config.json" if path.is_dir() else "folder does not exist"
+        msg = f"model {name!r} not found: the {what}; pass a cross-encoder model folder or hub id"
+        raise ModelNotFoundError(msg)
+    kwargs: dict[str, Any] = {"dtype": dtype, **model_kwargs}
+    logger.info("loading cross-encoder %s on %s (%s, backend=%s)", name, device, dtype, backend)
+    try:
+        cross_encoder = CrossEncoder(
+            str(path) if path.exists() else name,
+            device=device,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+            model_kwargs=kwargs,
+            processor_kwargs=tokenizer_kwargs or None,
+        )
+    except OSError as exc:
+        msg = (
+            f"could not load model {name!r}: {exc}. Without network access pass a local model "
+            "folder, or set CROSSRANK_RERANKER to one"
+        )
+        raise ModelNotFoundError(msg) from exc
+    cross_encoder.eval()
+    num_labels = int(cross_encoder.num_labels)
+    if num_labels != 1:
+        msg = (
+            f"model {name!r} has {num_labels} output labels; a reranker needs a model with one "
+            "relevance score (num_labels=1), such as a cross-encoder trained for ranking"
+        )
+        raise InvalidModelError(msg)
+    hf_tokenizer = cross_encoder.tokenizer
+    tokenizer = _plain_tokenizer(hf_tokenizer)
+    pad_id = hf_tokenizer.pad_token_id
+    model_max = _model_max_length(cross_encoder)
+    default_max = min(int(cross_encoder.max_seq_length or model_max), model_max)
+    identity = _identity(name, revision, path)
+    runner: Runner
+    if backend == "torch":
+        runner = _TorchRunner(cross_encoder.model, device)
+    else:
+        from crossrank.onnx_backend import OnnxRunner, exported_model
+
+        onnx_path = exported_model(cross_encoder.model, identity, quantize=backend == "onnx-int8")
+        runner = OnnxRunner(onnx_path, num_threads=num_threads)
+    return LoadedModel(
+        name=name,
+        identity=identity,
+        cross_encoder=cross_encoder,
+        tokenizer=tokenizer,
+        template=PairTemplate.from_tokenizer(tokenizer),
+        pad_id=int(pad_id) if pad_id is not None else 0,
+        uses_token_type_ids="token_type_ids" in hf_tokenizer.model_input_names,
+        model_max_length=model_max,
+        default_max_length=default_max,
+        activation=_activation_of(cross_encoder),
+        device=device,
+        dtype=dtype,
+        backend=backend,
+        runner=runner,
+    )
+
+
+class _TorchRunner:
+    """Moves a batch to the model's device (pinned memory on CUDA) and returns fp32 logits."""
+
+    def __init__(self, model: Any, device: str) -> None:
+        self.model = model
+        self.device = device
+
+    def __call__(self, features: dict[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
+        import torch
+
+        on_cuda = self.device.startswith("cuda")
+        tensors = {}
+        for name, array in features.items():
+            tensor = torch.from_numpy(array)
+            if on_cuda:
+                tensor = tensor.pin_memory().to(self.device, non_blocking=True)
+            elif self.device != "cpu":
+                tensor = tensor.to(self.device)
+            tensors[name] = tensor
+        with torch.inference_mode():
+            logits = self.model(**tensors).logits
+        scores = logits.float().reshape(logits.shape[0], -1)[:, 0]
+        return scores.cpu().numpy().astype("float64")
+
+
+def _plain_tokenizer(hf_tokenizer: Any) -> Tokenizer:
+    """A private copy of the fast tokenizer with truncation and padding off."""
+    from tokenizers import Tokenizer
+
+    backend = getattr(hf_tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        msg = "crossrank needs a fast (Rust) tokenizer; this model only has a slow one"
+        raise InvalidModelError(msg)
+    tokenizer = Tokenizer.from_str(backend.to_str())
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _model_max_length(cross_encoder: CrossEncoder) -> int:
+    """The longest input the model's position embeddings allow (the tokenizer's configured
+    length may be shorter; that is the default, not the limit)."""
+    config = getattr(cross_encoder.model, "config", None)
+    positions = int(getattr(config, "max_position_embeddings", 0) or 0)
+    if positions:
+        # RoBERTa-style models reserve positions for padding.
+        pad = getattr(config, "pad_token_id", None)
+        roberta = getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}
+        return positions - (int(pad) + 1 if roberta and pad is not None else 0)
+    limit = int(getattr(cross_encoder.tokenizer, "model_max_length", 0) or 0)
+    return limit if 0 < limit < 1_000_000 else int(cross_encoder.max_seq_length or 512)
+
+
+def _activation_of(cross_encoder: CrossEncoder) -> Activation:
+    import torch
+
+    fn = cross_encoder.activation_fn
+    if isinstance(fn, torch.nn.Sigmoid):
+        return "sigmoid"
+    if fn is None or isinstance(fn, torch.nn.Identity):
+        return "raw"
+    logger.warning(
+        "model's activation %r is neither sigmoid nor identity; crossrank reports raw logits", fn
+    )
+    return "raw"
+
+
+def _identity(name: str, revision: str | None, path: Path) -> str:
+    """A string that changes when the model's weights change (for caches and indexes)."""
+    if path.is_dir():
+        stamps = []
+        for item in sorted(path.iterdir()):
+            if item.is_file() and item.suffix in {".safetensors", ".bin", ".json", ".onnx"}:
+                stat = item.stat()
+                stamps.append(f"{item.name}:{stat.st_size}:{int(stat.st_mtime)}")
+        return json.dumps({"path": str(path.resolve()), "files": stamps}, sort_keys=True)
+    return f"{name}@{revision or 'main'}"
+
+
+def clear_registry() -> None:
+    """Forget every loaded model (tests and long-running notebooks)."""
+    with _REGISTRY_LOCK:
+        _REGISTRY.clear()

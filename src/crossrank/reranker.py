@@ -1,0 +1,441 @@
+"""The shared cross-encoder engine: :class:`Reranker`."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from crossrank.aio import Coalescer
+from crossrank.cache import CacheStats
+from crossrank.errors import InvalidInputError
+from crossrank.fusion import fuse
+from crossrank.loading import Activation, Backend, load_model
+from crossrank.models import resolve_reranker
+from crossrank.pairs import Overflow
+from crossrank.scoring import Aggregate, DocScore, PairScorer, ScoringStats
+from crossrank.types import FusionMethod, RerankResult
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Reranker"]
+
+logger = logging.getLogger(__name__)
+
+_CPU_TOKEN_BUDGET = 8192
+# What one more forward pass costs, in padded tokens, when choosing batch boundaries: on a
+# CPU padding dominates, on a GPU kernel launches do.
+_CPU_BATCH_OVERHEAD = 32
+_CUDA_BATCH_OVERHEAD = 4096
+_OVERFLOWS = ("truncate", "chunk", "error")
+_AGGREGATES = ("max", "first", "mean")
+_ACTIVATIONS = ("auto", "raw", "sigmoid")
+_Request = tuple[str, Sequence[str]]
+
+
+def _sigmoid(x: float) -> float:
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _choice(name: str, value: str, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        msg = f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}"
+        raise InvalidInputError(msg)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        msg = f"{name} must be a positive integer, got {value!r}"
+        raise InvalidInputError(msg)
+    return value
+
+
+class Reranker:
+    """Reorders documents by a cross-encoder's relevance to a query.
+
+    Args:
+        model: a local model folder or hub id; ``None`` resolves ``$CROSSRANK_RERANKER``, then
+            the starter model in crossrank's cache, then the default hub model.
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"`` or ``"mps"``.
+        dtype: ``"auto"`` (bf16 on CUDA with bf16 support, else fp16 on CUDA; fp32 on CPU) or
+            ``"float32"``/``"bfloat16"``/``"float16"``. Scores are always computed in fp32.
+        max_length: tokens per (query, document) pair; default the model's configured length.
+        query_max_tokens: the most tokens the query keeps (default a quarter of max_length);
+            the document gets the rest.
+        overflow: a document that does not fit is cut (``"truncate"``), scored in overlapping
+            windows (``"chunk"``), or refused (``"error"``).
+        stride: tokens shared by consecutive windows with ``overflow="chunk"``.
+        aggregate: how window scores combine: ``"max"``, ``"first"`` or ``"mean"`` (of logits).
+        token_budget: padded tokens per batch (default from the device).
+        activation: ``"raw"`` logits, ``"sigmoid"`` probabilities, or ``"auto"``: what the
+            model's configuration says (sigmoid for most single-label rerankers).
+        cache_size: how many pair scores to keep in an LRU cache (0 = off).
+        progress_threshold: show a progress bar for calls with at least this many pairs
+            (``None`` = never).
+        backend: ``"torch"``; or the CPU fast path ``"onnx"`` (fp32) or ``"onnx-int8"``
+            (dynamically quantised), exported once into crossrank's cache.
+        num_threads: CPU threads for the ONNX backend (default: the cores available).
+        model_kwargs / tokenizer_kwargs: passed to the model / tokenizer loaders.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        *,
+        device: str = "auto",
+        dtype: str | torch.dtype = "auto",
+        max_length: int | None = None,
+        query_max_tokens: int | None = None,
+        overflow: Overflow = "truncate",
+        stride: int | None = None,
+        aggregate: Aggregate = "max",
+        token_budget: int | None = None,
+        max_batch_size: int = 512,
+        activation: str = "auto",
+        cache_size: int = 0,
+        backend: Backend = "torch",
+        num_threads: int | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        progress_threshold: int | None = 512,
+        model_kwargs: Mapping[str, Any] | None = None,
+        tokenizer_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        _choice("overflow", overflow, _OVERFLOWS)
+        _choice("aggregate", aggregate, _AGGREGATES)
+        _choice("activation", activation, _ACTIVATIONS)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            msg = f"cache_size must be a non-negative integer, got {cache_size!r}"
+            raise InvalidInputError(msg)
+        name, self.model_source = resolve_reranker(model)
+        loaded = load_model(
+            name,
+            revision=revision,
+            device=device,
+            dtype=dtype,
+            backend=backend,
+            trust_remote_code=trust_remote_code,
+            model_kwargs=model_kwargs,
+            tokenizer_kwargs=tokenizer_kwargs,
+            num_threads=num_threads,
+        )
+        self._loaded = loaded
+        length = _positive_int("max_length", max_length or loaded.default_max_length)
+        if length > loaded.model_max_length:
+            msg = (
+                f"max_length={length} exceeds what model {name!r} supports "
+                f"({loaded.model_max_length} tokens); use max_length<={loaded.model_max_length}"
+            )
+            raise InvalidInputError(msg)
+        room = length - loaded.template.n_special - 1
+        q_max = _positive_int("query_max_tokens", query_max_tokens or max(1, length // 4))
+        if q_max > room:
+            msg = (
+                f"query_max_tokens={q_max} leaves no room for the document within "
+                f"max_length={length}; use at most {room}"
+            )
+            raise InvalidInputError(msg)
+        doc_budget = length - loaded.template.n_special - q_max
+        if stride is not None and (isinstance(stride, bool) or not 0 <= stride < doc_budget):
+            msg = f"stride must be between 0 and {doc_budget - 1} tokens, got {stride!r}"
+            raise InvalidInputError(msg)
+        budget = _positive_int("token_budget", token_budget or _default_budget(loaded.device))
+        self.activation: Activation = loaded.activation if activation == "auto" else activation  # type: ignore[assignment]
+        self._scorer = PairScorer(
+            loaded,
+            max_length=length,
+            query_max_tokens=q_max,
+            overflow=overflow,
+            stride=stride,
+            aggregate=aggregate,
+            token_budget=max(budget, length),
+            max_batch_size=_positive_int("max_batch_size", max_batch_size),
+            batch_overhead=(
+                _CUDA_BATCH_OVERHEAD if loaded.device.startswith("cuda") else _CPU_BATCH_OVERHEAD
+            ),
+            cache_size=cache_size,
+            progress_threshold=progress_threshold,
+        )
+        self._coalescer: Coalescer[_Request, list[DocScore]] = Coalescer(self._scorer.score)
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self._loaded.name
+
+    @property
+    def device(self) -> str:
+        return self._loaded.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._loaded.dtype
+
+    @property
+    def backend(self) -> Backend:
+        return self._loaded.backend
+
+    @property
+    def max_length(self) -> int:
+        return self._scorer.max_length
+
+    @property
+    def query_max_tokens(self) -> int:
+        return self._scorer.query_max_tokens
+
+    @property
+    def overflow(self) -> Overflow:
+        return self._scorer.overflow
+
+    @property
+    def cache_stats(self) -> CacheStats:
+        return self._scorer.cache.stats
+
+    @property
+    def last_stats(self) -> ScoringStats:
+        """Pairs, windows, batches and real/padded tokens of the most recent scoring pass."""
+        return self._scorer.last_stats
+
+    @property
+    def cross_encoder(self) -> Any:
+        """The underlying ``sentence_transformers.CrossEncoder`` (shared; do not modify)."""
+        return self._loaded.cross_encoder
+
+    def __repr__(self) -> str:
+        return (
+            f"Reranker(model={self.model_name!r}, device={self.device!r}, "
+            f"dtype={str(self.dtype).removeprefix('torch.')}, backend={self.backend!r}, "
+            f"max_length={self.max_length}, "
+            f"overflow={self.overflow!r}, activation={self.activation!r})"
+        )
+
+    # -- public API ---------------------------------------------------------------------------
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None = None,
+        retrieval_scores: Sequence[float] | None = None,
+        fusion: FusionMethod | None = None,
+        alpha: float = 1.0,
+        min_score: float | None = None,
+    ) -> list[RerankResult]:
+        """Return the documents as :class:`RerankResult` objects, best first."""
+        docs = _check_request(query, documents)
+        _check_options(top_n, retrieval_scores, len(docs), fusion, min_score)
+        (scores,) = self._score([(query, docs)])
+        return self._finish(docs, scores, top_n, retrieval_scores, fusion, alpha, min_score)
+
+    async def arerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None = None,
+        retrieval_scores: Sequence[float] | None = None,
+        fusion: FusionMethod | None = None,
+        alpha: float = 1.0,
+        min_score: float | None = None,
+    ) -> list[RerankResult]:
+        """:meth:`rerank` without blocking the event loop; concurrent calls share batches."""
+        docs = _check_request(query, documents)
+        _check_options(top_n, retrieval_scores, len(docs), fusion, min_score)
+        scores = await self._coalescer.submit((query, docs)) if docs else []
+        self._warn_truncation([scores])
+        return self._finish(docs, scores, top_n, retrieval_scores, fusion, alpha, min_score)
+
+    def rerank_many(
+        self,
+        queries: Sequence[str],
+        documents_per_query: Sequence[Sequence[str]],
+        *,
+        top_n: int | None = None,
+        retrieval_scores: Sequence[Sequence[float]] | None = None,
+        fusion: FusionMethod | None = None,
+        alpha: float = 1.0,
+        min_score: float | None = None,
+    ) -> list[list[RerankResult]]:
+        """Rerank several queries in one length-sorted pass over all their pairs."""
+        if isinstance(queries, str) or len(queries) != len(documents_per_query):
+            msg = "queries and documents_per_query must be lists of the same length"
+            raise InvalidInputError(msg)
+        if retrieval_scores is not None and len(retrieval_scores) != len(queries):
+            msg = "retrieval_scores must hold one list of scores per query"
+            raise InvalidInputError(msg)
+        requests = [_check_request(q, d) for q, d in zip(queries, documents_per_query, strict=True)]
+        for i, docs in enumerate(requests):
+            dense = None if retrieval_scores is None else retrieval_scores[i]
+            _check_options(top_n, dense, len(docs), fusion, min_score)
+        scored = self._score(list(zip(queries, requests, strict=True)))
+        return [
+            self._finish(
+                docs,
+                scores,
+                top_n,
+                None if retrieval_scores is None else retrieval_scores[i],
+                fusion,
+                alpha,
+                min_score,
+            )
+            for i, (docs, scores) in enumerate(zip(requests, scored, strict=True))
+        ]
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """Score (query, document) pairs in the given order (``activation`` applies)."""
+        requests, where = _group_pairs(pairs)
+        scored = self._score(requests) if requests else []
+        return [self._activate(scored[r][d].logit) for r, d in where]
+
+    async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """:meth:`score_pairs` without blocking the event loop."""
+        requests, where = _group_pairs(pairs)
+        scored = [await self._coalescer.submit(req) for req in requests]
+        return [self._activate(scored[r][d].logit) for r, d in where]
+
+    # -- internals ----------------------------------------------------------------------------
+    def _score(self, requests: list[_Request]) -> list[list[DocScore]]:
+        results = self._scorer.score(requests)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        scored: list[list[DocScore]] = results  # type: ignore[assignment]
+        self._warn_truncation(scored)
+        return scored
+
+    def _warn_truncation(self, scored: Sequence[Sequence[DocScore]]) -> None:
+        cut = sum(s.truncated for scores in scored for s in scores)
+        total = sum(len(scores) for scores in scored)
+        if cut:
+            logger.warning(
+                "%d of %d documents did not fit in max_length=%d with the query and were "
+                "truncated (each result says which); use overflow='chunk' to score them whole",
+                cut,
+                total,
+                self.max_length,
+            )
+        q_cut = self._scorer.last_stats.query_tokens_cut
+        if q_cut:
+            logger.warning(
+                "queries longer than query_max_tokens=%d lost %d tokens in total; raise "
+                "query_max_tokens to keep them",
+                self.query_max_tokens,
+                q_cut,
+            )
+
+    def _activate(self, logit: float) -> float:
+        return _sigmoid(logit) if self.activation == "sigmoid" else float(logit)
+
+    def _finish(
+        self,
+        docs: list[str],
+        scores: Sequence[DocScore],
+        top_n: int | None,
+        retrieval_scores: Sequence[float] | None,
+        fusion: FusionMethod | None,
+        alpha: float,
+        min_score: float | None,
+    ) -> list[RerankResult]:
+        rerank = [self._activate(s.logit) for s in scores]
+        dense = None if retrieval_scores is None else [float(x) for x in retrieval_scores]
+        final = rerank if fusion is None or dense is None else fuse(rerank, dense, fusion, alpha)
+        order = sorted(range(len(docs)), key=lambda i: (-final[i], i))
+        results = [
+            RerankResult(
+                index=i,
+                score=float(final[i]),
+                rerank_score=rerank[i],
+                retrieval_score=None if dense is None else dense[i],
+                truncated=scores[i].truncated,
+                n_windows=scores[i].n_windows,
+                document=docs[i],
+            )
+            for i in order
+            if min_score is None or final[i] >= min_score
+        ]
+        return results if top_n is None else results[:top_n]
+
+
+def _default_budget(device: str) -> int:
+    if not device.startswith("cuda"):
+        return _CPU_TOKEN_BUDGET
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(torch.device(device))
+    # About 64 KiB of activations per token for a base-size encoder in half precision.
+    return max(16_384, min(262_144, int(free * 0.5) // 65_536))
+
+
+def _check_request(query: object, documents: object) -> list[str]:
+    if not isinstance(query, str):
+        msg = f"query must be a string, got {type(query).__name__}"
+        raise InvalidInputError(msg)
+    if not query.strip():
+        msg = "query is empty; pass the user's question as a non-empty string"
+        raise InvalidInputError(msg)
+    if isinstance(documents, str | bytes) or not isinstance(documents, Sequence):
+        msg = f"documents must be a list of strings, got {type(documents).__name__}"
+        raise InvalidInputError(msg)
+    for i, doc in enumerate(documents):
+        if not isinstance(doc, str):
+            msg = f"document {i} must be a string, got {type(doc).__name__}"
+            raise InvalidInputError(msg)
+    return list(documents)
+
+
+def _check_options(
+    top_n: int | None,
+    retrieval_scores: Sequence[float] | None,
+    n_docs: int,
+    fusion: FusionMethod | None,
+    min_score: float | None,
+) -> None:
+    if top_n is not None:
+        _positive_int("top_n", top_n)
+    if fusion is not None:
+        _choice("fusion", fusion, ("weighted", "rrf"))
+        if retrieval_scores is None:
+            msg = f"fusion={fusion!r} needs retrieval_scores (one first-stage score per document)"
+            raise InvalidInputError(msg)
+    if retrieval_scores is not None:
+        if isinstance(retrieval_scores, str) or len(retrieval_scores) != n_docs:
+            msg = f"retrieval_scores must hold one number per document ({n_docs})"
+            raise InvalidInputError(msg)
+        for i, value in enumerate(retrieval_scores):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                msg = f"retrieval score {i} must be a number, got {type(value).__name__}"
+                raise InvalidInputError(msg)
+    if min_score is not None and (
+        isinstance(min_score, bool) or not isinstance(min_score, int | float)
+    ):
+        msg = f"min_score must be a number, got {min_score!r}"
+        raise InvalidInputError(msg)
+
+
+def _group_pairs(pairs: Sequence[tuple[str, str]]) -> tuple[list[_Request], list[tuple[int, int]]]:
+    """Group pairs by query (first-seen order); return requests and where each pair went."""
+    if isinstance(pairs, str) or not isinstance(pairs, Sequence):
+        msg = "pairs must be a list of (query, document) tuples"
+        raise InvalidInputError(msg)
+    by_query: dict[str, int] = {}
+    requests: list[tuple[str, list[str]]] = []
+    where: list[tuple[int, int]] = []
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
+            msg = f"pair {i} must be a (query, document) tuple"
+            raise InvalidInputError(msg)
+        query, doc = pair
+        _check_request(query, [doc])
+        r = by_query.setdefault(query, len(requests))
+        if r == len(requests):
+            requests.append((query, []))
+        where.append((r, len(requests[r][1])))
+        requests[r][1].append(doc)
+    return [(q, d) for q, d in requests], where

@@ -1,0 +1,353 @@
+"""``train``: fine-tune a cross-encoder on BEIR training splits with mined hard negatives.
+
+The run goes: prepare the data (:mod:`crossrank.training.prepare`), evaluate the untrained
+model on the dev sets, train with sentence-transformers' ``CrossEncoderTrainer`` under a
+budget-aware learning-rate schedule, keep the checkpoint with the best dev reranked NDCG@10,
+move it into the output folder, optionally evaluate it on test splits with
+:class:`crossrank.Reranker`, and write the model card.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crossrank.errors import InvalidInputError, InvalidModelError, ModelNotFoundError
+from crossrank.training.config import TrainConfig
+from crossrank.training.data import to_dataset
+from crossrank.training.evaluator import PRIMARY, evaluate_model, restrict
+from crossrank.training.schedule import BudgetClock, progress_lr_factor
+
+if TYPE_CHECKING:
+    from crossrank.training.prepare import Prepared
+
+__all__ = ["TrainResult", "output_dir", "train"]
+
+logger = logging.getLogger(__name__)
+
+_BEST_METRIC = f"eval_dev_{PRIMARY}"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced and measured (also written to the model card).
+
+    ``dev_history`` holds ``(step, metrics)`` for every dev evaluation, step 0 being the
+    untrained model; ``test`` maps each test split to its ``{run: {metric: value}}`` with
+    ``n_queries``, ``top_k`` and ``top_n``.
+    """
+
+    output: Path
+    config: TrainConfig
+    backbone: str
+    retriever: str
+    device: str
+    bf16: bool
+    sources: dict[str, int]
+    dev_queries: dict[str, int]
+    steps: int
+    max_steps: int
+    epochs: float
+    prepare_seconds: float
+    train_seconds: float
+    stopped_by_budget: bool
+    best_step: int | None
+    loss_history: tuple[tuple[int, float], ...]
+    dev_history: tuple[tuple[int, dict[str, float]], ...]
+    test: dict[str, dict[str, Any]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def best_dev(self) -> dict[str, float] | None:
+        """The dev metrics of the kept checkpoint (``None`` without dev sets)."""
+        for step, metrics in self.dev_history:
+            if step == self.best_step:
+                return metrics
+        return None
+
+
+def output_dir(config: TrainConfig) -> Path:
+    """``config.output``; else the starter slot for the starter preset (where
+    :func:`crossrank.models.resolve_reranker` looks); else ``<cache>/models/<name>``."""
+    from crossrank.models import starter_model_dir
+    from crossrank.paths import cache_dir
+
+    if config.output is not None:
+        return config.output
+    if config.preset == "starter":
+        return starter_model_dir()
+    if config.name:
+        return cache_dir() / "models" / config.name
+    msg = "say where the model goes: pass output=<folder> (--output) or name=<name> (--name)"
+    raise InvalidInputError(msg)
+
+
+def _check_output(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        msg = f"output {output} is a file; pass a folder"
+        raise InvalidInputError(msg)
+    if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
+        msg = f"output {output} is not empty and holds no model; pass a new or empty folder"
+        raise InvalidInputError(msg)
+
+
+def _load_backbone(config: TrainConfig, backbone: str, device: str) -> Any:
+    from sentence_transformers import CrossEncoder
+
+    config_kwargs: dict[str, Any] = {}
+    if config.dropout is not None:
+        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+            config_kwargs[key] = config.dropout
+    try:
+        model = CrossEncoder(
+            backbone,
+            num_labels=1,
+            max_length=config.max_length,
+            device=device,
+            config_kwargs=config_kwargs or None,
+        )
+    except OSError as exc:
+        msg = f"could not load backbone {backbone!r}: {exc}; pass a local model folder"
+        raise ModelNotFoundError(msg) from exc
+    if int(model.num_labels) != 1:
+        msg = f"backbone {backbone!r} has {model.num_labels} labels; a reranker needs one"
+        raise InvalidModelError(msg)
+    return model
+
+
+def _make_trainer(clock: BudgetClock, warmup_ratio: float, **kwargs: Any) -> Any:
+    """A ``CrossEncoderTrainer`` whose learning rate follows :func:`progress_lr_factor`."""
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer
+    from torch.optim.lr_scheduler import LambdaLR
+
+    class BudgetAwareTrainer(CrossEncoderTrainer):  # type: ignore[misc]
+        def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+            if getattr(self, "lr_scheduler", None) is None:
+                factor = functools.partial(
+                    progress_lr_factor,
+                    total_steps=num_training_steps,
+                    warmup_ratio=warmup_ratio,
+                    clock=clock,
+                )
+                self.lr_scheduler = LambdaLR(optimizer or self.optimizer, factor)
+                self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    return BudgetAwareTrainer(**kwargs)
+
+
+def _training_args(config: TrainConfig, folder: Path, device: str, bf16: bool, model: Any) -> Any:
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.cross_encoder import CrossEncoderTrainingArguments
+
+    from crossrank.training.losses import head_parameter_pattern
+
+    mapping: dict[str, float] = {}
+    if config.head_learning_rate is not None:
+        pattern = head_parameter_pattern([f"model.{n}" for n, _ in model.named_parameters()])
+        if pattern is not None:
+            mapping[pattern] = config.head_learning_rate
+    sampler = BatchSamplers.NO_DUPLICATES if config.loss == "mnrl" else BatchSamplers.BATCH_SAMPLER
+    return CrossEncoderTrainingArguments(
+        output_dir=str(folder),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        learning_rate_mapping=mapping,
+        weight_decay=config.weight_decay,
+        bf16=bf16,
+        seed=config.seed,
+        data_seed=config.seed,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        report_to="none",
+        disable_tqdm=config.show_progress is False,
+        batch_sampler=sampler,
+        dataloader_num_workers=0,
+        use_cpu=device == "cpu",
+    )
+
+
+def _set_default_length(folder: Path, length: int) -> None:
+    """Make ``length`` the saved model's default tokens per pair."""
+    from sentence_transformers import CrossEncoder
+
+    model = CrossEncoder(str(folder), device="cpu")
+    model.max_seq_length = length
+    model.save(str(folder), create_model_card=False)
+
+
+def _evaluate_saved(
+    config: TrainConfig, output: Path, device: str, prepared: Prepared
+) -> dict[str, dict[str, Any]]:
+    from crossrank.data import load_beir
+    from crossrank.loading import clear_registry
+    from crossrank.reranker import Reranker
+    from crossrank.training.evaluator import DevSet
+
+    clear_registry()  # the folder may hold a model loaded earlier in this process
+    reranker = Reranker(str(output), device=device)
+    results: dict[str, dict[str, Any]] = {}
+    for spec in config.test_data:
+        collection = load_beir(spec.collection, spec.split)
+        ids = [q.id for q in collection.judged_queries(config.test_queries)]
+        subset = DevSet(str(spec), restrict(collection, ids), prepared.retrievers.get(collection))
+        ((_name, report),) = evaluate_model(
+            [subset],
+            reranker,
+            top_k=config.test_top_k,
+            top_n=config.test_top_n,
+            show_progress=config.show_progress,
+        )
+        results[str(spec)] = {
+            "n_queries": report.n_queries,
+            "top_k": report.top_k,
+            "top_n": report.top_n,
+            "max_length": reranker.max_length,
+            "truncated_documents": report.truncated_documents,
+            "runs": {run.name: dict(run.metrics) for run in report.runs},
+        }
+    return results
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Fine-tune a cross-encoder as ``config`` says; return what was done and measured.
+
+    The model folder (loadable by :class:`crossrank.Reranker` and
+    ``sentence_transformers.CrossEncoder``) is written to :func:`output_dir` with a model
+    card (``README.md``) and the same facts as JSON (``training.json``).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config: TrainConfig) -> TrainResult:
+    import torch
+    from transformers import set_seed
+
+    from crossrank.loading import resolve_device
+    from crossrank.paths import default_biencoder
+    from crossrank.training.callbacks import (
+        BestCheckpointCallback,
+        BudgetCallback,
+        EvaluationScheduleCallback,
+    )
+    from crossrank.training.card import write_card
+    from crossrank.training.evaluator import make_dev_evaluator
+    from crossrank.training.losses import build_loss
+    from crossrank.training.prepare import prepare
+
+    if not config.data:
+        msg = "no training data: pass data=['scifact:train'] (--data scifact:train)"
+        raise InvalidInputError(msg)
+    output = output_dir(config)
+    _check_output(output)
+    device = resolve_device(config.device)
+    cuda = device.startswith("cuda")
+    bf16 = config.bf16 if config.bf16 is not None else cuda and torch.cuda.is_bf16_supported()
+    if bf16 and not cuda:
+        msg = "bf16 training needs a CUDA GPU; drop bf16 (--no-bf16) on this machine"
+        raise InvalidInputError(msg)
+    backbone = config.backbone or default_biencoder()
+    set_seed(config.seed)
+
+    started = time.monotonic()
+    prepared = prepare(config, device)
+    dataset = to_dataset(prepared.groups, config.loss)
+    model = _load_backbone(config, backbone, device)
+    prepare_seconds = time.monotonic() - started
+    logger.info("%d training groups from %s", len(prepared.groups), prepared.sources)
+
+    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    clock = BudgetClock(None if config.budget_minutes is None else config.budget_minutes * 60.0)
+    evaluator = None
+    callbacks: list[Any] = [BudgetCallback(clock, evaluate=bool(prepared.dev_sets))]
+    best = None
+    if prepared.dev_sets:
+        evaluator = make_dev_evaluator(
+            prepared.dev_sets,
+            top_k=config.eval_top_k,
+            top_n=config.eval_top_n,
+            batch_size=config.batch_size * 4,
+        )
+        every = None if config.eval_minutes is None else config.eval_minutes * 60.0
+        callbacks.append(
+            EvaluationScheduleCallback(clock, every_steps=config.eval_steps, every_seconds=every)
+        )
+        best = BestCheckpointCallback(staging / "best", _BEST_METRIC)
+        callbacks.append(best)
+        evaluator(model, steps=0)  # the untrained model: the baseline of the card
+    trainer = _make_trainer(
+        clock,
+        config.warmup_ratio,
+        model=model,
+        args=_training_args(config, staging / "trainer", device, bf16, model),
+        train_dataset=dataset,
+        loss=build_loss(model, config),
+        evaluator=evaluator,
+        callbacks=callbacks,
+    )
+    trainer.train()
+    train_seconds = clock.elapsed()
+    budget_cb = callbacks[0]
+
+    final = staging / "best"
+    if best is None or best.best_step is None:
+        final = staging / "final"
+        model.save(str(final), create_model_card=False)
+    save_length = config.save_max_length or config.max_length
+    if save_length != config.max_length:
+        _set_default_length(final, save_length)
+    if output.exists():
+        shutil.rmtree(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(final, output)
+    shutil.rmtree(staging, ignore_errors=True)
+
+    state = trainer.state
+    result = TrainResult(
+        output=output,
+        config=config,
+        backbone=backbone,
+        retriever=prepared.retrievers.model_name,
+        device=device,
+        bf16=bool(bf16),
+        sources=dict(prepared.sources),
+        dev_queries=dict(prepared.dev_queries),
+        steps=int(state.global_step),
+        max_steps=int(state.max_steps),
+        epochs=float(state.epoch or 0.0),
+        prepare_seconds=prepare_seconds,
+        train_seconds=train_seconds,
+        stopped_by_budget=budget_cb.stopped,
+        best_step=None if best is None else best.best_step,
+        loss_history=tuple(
+            (int(e["step"]), float(e["loss"])) for e in state.log_history if "loss" in e
+        ),
+        dev_history=tuple(evaluator.history) if evaluator is not None else (),
+        notes=tuple(prepared.notes),
+    )
+    write_card(result)
+    if config.test_data:
+        result = replace(result, test=_evaluate_saved(config, output, device, prepared))
+        write_card(result)
+    return result

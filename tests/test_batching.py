@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from crossrank import Reranker
+from crossrank.batching import padded_tokens, plan_batches, run_with_oom_split
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batches_respect_the_budget_and_keep_every_item(seed: int) -> None:
+    rng = random.Random(seed)
+    lengths = [rng.randint(3, 500) for _ in range(rng.randint(1, 300))]
+    budget = rng.choice([512, 2048, 8192])
+    batches = plan_batches(lengths, budget, max_batch_size=64)
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(len(lengths)))
+    for batch in batches:
+        longest = max(lengths[i] for i in batch)
+        assert len(batch) == 1 or len(batch) * longest <= budget
+        assert len(batch) <= 64
+    # Length-sorted: every item of a batch is at least as long as every item of the next.
+    for a, b in zip(batches, batches[1:], strict=False):
+        assert min(lengths[i] for i in a) >= max(lengths[i] for i in b)
+    assert padded_tokens(lengths, batches) >= sum(lengths)
+
+
+def test_item_longer_than_the_budget_gets_its_own_batch() -> None:
+    assert plan_batches([100, 10, 10], token_budget=50, max_batch_size=8, batch_overhead=1) == [
+        [0],
+        [1, 2],
+    ]
+
+
+def test_batch_cuts_trade_padding_against_forward_passes() -> None:
+    lengths = [500, 480, 300, 290, 100, 90]
+    # Tiny overhead: padding 20 tokens costs more than a pass, so every item runs alone.
+    assert plan_batches(lengths, 10_000, 64, batch_overhead=1) == [[i] for i in range(6)]
+    # Overhead 30: pairing near-equal lengths (10-20 padded tokens) pays; more does not.
+    cheap = plan_batches(lengths, 10_000, 64, batch_overhead=30)
+    assert cheap == [[0, 1], [2, 3], [4, 5]]
+    assert plan_batches(lengths, 10_000, 64, batch_overhead=5_000) == [[0, 1, 2, 3, 4, 5]]
+    assert padded_tokens(lengths, cheap) == 2 * 500 + 2 * 300 + 2 * 100
+
+
+def _oom_when_larger_than(limit: int, calls: list[int]):  # type: ignore[no-untyped-def]
+    def forward(batch: list[int]) -> list[int]:
+        calls.append(len(batch))
+        if len(batch) > limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return [i * 10 for i in batch]
+
+    return forward
+
+
+def test_oom_splits_and_retries() -> None:
+    calls: list[int] = []
+    failed: list[list[int]] = []
+    out = run_with_oom_split(
+        list(range(8)),
+        _oom_when_larger_than(2, calls),
+        lambda e: isinstance(e, torch.cuda.OutOfMemoryError),
+        failed.append,
+    )
+    assert out == [i * 10 for i in range(8)]
+    assert [len(b) for b in failed] == [8, 4, 4]
+    assert calls == [8, 4, 2, 2, 4, 2, 2]
+
+
+def test_other_errors_and_single_items_are_not_retried() -> None:
+    def broken(batch: list[int]) -> list[int]:
+        raise ValueError("not memory")
+
+    with pytest.raises(ValueError, match="not memory"):
+        run_with_oom_split([1, 2], broken, lambda e: False, lambda n: None)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        run_with_oom_split([1], _oom_when_larger_than(0, []), lambda e: True, lambda n: None)
+
+
+class _OomAbove(torch.nn.Module):
+    """Wraps a real model; raises CUDA OOM above a padded-token count, like a small GPU."""
+
+    def __init__(self, model: torch.nn.Module, limit: int) -> None:
+        super().__init__()
+        self.model = model
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    def forward(self, **features: torch.Tensor):  # type: ignore[no-untyped-def]
+        size = features["input_ids"].numel()
+        self.sizes.append(size)
+        if size > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.model(**features)
+
+
+def test_engine_survives_oom_and_remembers_the_safe_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crossrank.testing import build_tiny_cross_encoder
+
+    folder = build_tiny_cross_encoder(tmp_path / "oom")
+    reranker = Reranker(folder, token_budget=100_000)
+    docs = [f"document number {i} " + "text " * (i % 7) for i in range(40)]
+    expected = reranker.score_pairs([("query", d) for d in docs])
+    runner = reranker._loaded.runner
+    wrapper = _OomAbove(reranker.cross_encoder.model, limit=60)
+    monkeypatch.setattr(runner, "model", wrapper)
+    assert reranker.score_pairs([("query", d) for d in docs]) == pytest.approx(expected, abs=1e-6)
+    assert wrapper.sizes[0] > 60  # the first batch really ran out of memory
+    safe = reranker._loaded.safe_batch_tokens
+    assert safe is not None
+    assert safe <= 60
+    # Later calls start from the remembered safe size instead of failing again.
+    wrapper.sizes.clear()
+    reranker.score_pairs([("another query", d) for d in docs])
+    assert wrapper.sizes
+    assert max(wrapper.sizes) <= 60

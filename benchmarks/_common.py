@@ -6,15 +6,14 @@ import argparse
 import os
 import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from crossrank.data import load_beir
-from crossrank.paths import shared_data_dir
+from crossrank.paths import shared_data_dir, shared_starter_dir
 from crossrank.retrieval.cache import cached_retriever
 
-STARTER = Path(__file__).resolve().parents[2] / "shared" / "models" / "crossrank-starter"
+STARTER = shared_starter_dir()
 
 
 @dataclass

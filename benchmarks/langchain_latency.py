@@ -22,7 +22,6 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,9 +29,9 @@ from langchain_core.documents import Document
 from langchain_crossrank import RELEVANCE_SCORE_KEY, CrossrankReranker
 
 from crossrank.data import load_beir
-from crossrank.paths import default_biencoder, shared_data_dir
+from crossrank.paths import default_biencoder, shared_data_dir, shared_starter_dir
 
-STARTER = Path(__file__).resolve().parents[2] / "shared" / "models" / "crossrank-starter"
+STARTER = shared_starter_dir()
 TIE = 1e-4  # scores closer than this may swap places between two fp32 implementations
 
 

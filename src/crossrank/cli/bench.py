@@ -1,0 +1,116 @@
+"""``crossrank bench``: how fast the engine reranks real dense candidates on this machine.
+
+Takes the dense top-k of judged queries from a BEIR collection (index cached as in
+``crossrank eval``), then for each backend asked for reranks them one query at a time and all
+at once (``rerank_many``), and prints per-query latency (p50/p95), pairs/s and padding
+efficiency (real / padded tokens). The comparison with other libraries lives in the
+repository's ``benchmarks/`` folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from crossrank.reranker import Reranker
+
+__all__ = ["add_parser", "run"]
+
+_BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure reranking latency and throughput on real dense candidates",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+    )
+    parser.add_argument("--data", default="scifact", help="collection folder or name (scifact)")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--reranker", default=None, help="model folder or hub id")
+    parser.add_argument("--retriever", default=None, help="bi-encoder (default all-MiniLM-L6-v2)")
+    parser.add_argument("--queries", type=int, default=10, help="judged queries to time (10)")
+    parser.add_argument("--top-k", type=int, default=50, help="candidates per query (50)")
+    parser.add_argument("--max-length", type=int, default=None, help="tokens per pair")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument(
+        "--backend",
+        action="append",
+        choices=_BACKENDS,
+        help="engine backend; repeat to compare several (default: torch)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from crossrank.data import load_beir, resolve_collection
+    from crossrank.errors import InvalidInputError
+    from crossrank.models import resolve_reranker
+    from crossrank.reranker import Reranker
+    from crossrank.retrieval.cache import cached_retriever
+
+    if args.queries < 1 or args.top_k < 1:
+        msg = "--queries and --top-k must be positive integers"
+        raise InvalidInputError(msg)
+    console = Console()
+    collection = load_beir(resolve_collection(args.data), split=args.split)
+    name, why = resolve_reranker(args.reranker)
+    console.print(f"Reranker: [bold]{name}[/] ({why})")
+    with console.status("Indexing the corpus (cached after the first run)..."):
+        retriever, _ = cached_retriever(collection, args.retriever, show_progress=True)
+    queries = [q.text for q in collection.judged_queries(args.queries)]
+    hits = retriever.search_batch(queries, top_k=args.top_k)
+    candidates = [[h.text for h in row] for row in hits]
+    n_pairs = sum(len(c) for c in candidates)
+
+    table = Table(title=f"{len(queries)} queries x {args.top_k} candidates ({n_pairs} pairs)")
+    for column in ("backend", "call", "p50 ms/query", "p95 ms/query", "pairs/s", "padding eff."):
+        table.add_column(column, justify="left" if column in ("backend", "call") else "right")
+    for backend in args.backend or ["torch"]:
+        with console.status(f"Loading the {backend} backend..."):
+            engine = Reranker(
+                name,
+                device=args.device,
+                max_length=args.max_length,
+                backend=backend,
+                progress_threshold=None,
+            )
+        engine.rerank(queries[0], candidates[0][:2])  # warm-up: first-call set-up costs
+        for row in _time(engine, queries, candidates):
+            table.add_row(backend, *row)
+    console.print(table)
+    console.print(f"Engine: {engine!r}")
+    return 0
+
+
+def _time(engine: Reranker, queries: list[str], candidates: list[list[str]]) -> list[list[str]]:
+    from crossrank.evaluation.runner import percentile
+
+    n_pairs = sum(len(c) for c in candidates)
+    latencies: list[float] = []
+    real = padded = 0
+    for query, docs in zip(queries, candidates, strict=True):
+        started = time.perf_counter()
+        engine.rerank(query, docs)
+        latencies.append(time.perf_counter() - started)
+        real += engine.last_stats.real_tokens
+        padded += engine.last_stats.padded_tokens
+    per_query = sum(latencies)
+    started = time.perf_counter()
+    engine.rerank_many(queries, candidates)
+    many = time.perf_counter() - started
+    many_eff = engine.last_stats.padding_efficiency
+    p50 = statistics.median(latencies) * 1000
+    p95 = percentile(latencies, 95) * 1000
+    mean_many = many / len(queries) * 1000
+    return [
+        ["rerank per query", f"{p50:.0f}", f"{p95:.0f}", f"{n_pairs / per_query:.1f}",
+         f"{real / padded if padded else 1.0:.3f}"],
+        ["rerank_many", f"{mean_many:.0f} (mean)", "", f"{n_pairs / many:.1f}", f"{many_eff:.3f}"],
+    ]  # fmt: skip

@@ -12,7 +12,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 STARTER := $(abspath ../shared/models/crossrank-starter)
 
-.PHONY: install demo test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench bench-peers clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	cd integrations/langchain-crossrank && MYPYPATH=. $(abspath $(BIN))/mypy --strict \
+		-p langchain_crossrank
+	cd integrations/llama-index-postprocessor-crossrank && MYPYPATH=. $(abspath $(BIN))/mypy \
+		--strict --namespace-packages --explicit-package-bases -p llama_index.postprocessor.crossrank
 
 TEST_DIRS := tests $(wildcard $(addsuffix /tests,$(INTEGRATIONS)))
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
@@ -46,6 +50,12 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine_vs_st.py
+
+# Every reranking peer on the same model (their packages stay out of the dev extra).
+PEERS_ARGS ?= --queries 10 --out reports/peers
+bench-peers: $(STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -r benchmarks/requirements-peers.txt
+	$(BIN)/python benchmarks/peers.py $(PEERS_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

@@ -56,19 +56,25 @@ def machine() -> str:
 
 
 class TokenCounter:
-    """Counts real and padded tokens entering a model's forward pass."""
+    """Counts real and padded tokens entering a model's forward pass.
+
+    It watches the embedding layer (always called as a module, where some libraries call the
+    model's ``forward`` directly, past the hooks) and counts non-padding ids as real tokens.
+    """
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.real = 0
         self.padded = 0
-        self._handle = model.register_forward_pre_hook(self._hook, with_kwargs=True)
+        self.pad_id = model.config.pad_token_id or 0
+        embeddings = model.base_model.embeddings
+        self._handle = embeddings.register_forward_pre_hook(self._hook, with_kwargs=True)
 
     def _hook(self, module: object, args: tuple, kwargs: dict) -> None:  # type: ignore[type-arg]
-        mask = kwargs.get("attention_mask")
-        if mask is None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is None:
             return
-        self.real += int(mask.sum())
-        self.padded += int(mask.numel())
+        self.real += int((ids != self.pad_id).sum())
+        self.padded += int(ids.numel())
 
     def reset(self) -> None:
         self.real = self.padded = 0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from crossrank.errors import InvalidInputError
+from crossrank.adapters import build_reranker, refuse_engine_and_options
 
 if TYPE_CHECKING:
     from crossrank.reranker import Reranker
@@ -51,32 +50,8 @@ class EngineOptions(BaseModel):
         return [name for name in _OPTION_FIELDS if name in self.model_fields_set]
 
     def _check_not_both(self, injected: object, field: str) -> None:
-        options = self._options_set()
-        if injected is not None and options:
-            msg = (
-                f"pass either {field}= (an engine already configured) or engine options "
-                f"({', '.join(options)}), not both; set those options on the engine you pass"
-            )
-            raise InvalidInputError(msg)
+        refuse_engine_and_options(injected, self._options_set(), field)
 
     def _build_reranker(self) -> Reranker:
-        from crossrank.reranker import Reranker
-
-        allowed = set(inspect.signature(Reranker).parameters) - set(_EXPLICIT)
-        unknown = sorted(set(self.reranker_kwargs) - allowed)
-        if unknown:
-            msg = (
-                f"reranker_kwargs has options crossrank.Reranker does not take: "
-                f"{', '.join(unknown)}; use the fields {', '.join(_EXPLICIT)} or one of "
-                f"{', '.join(sorted(allowed))}"
-            )
-            raise InvalidInputError(msg)
-        return Reranker(
-            self.model,
-            device=self.device,
-            dtype=self.dtype,
-            max_length=self.max_length,
-            overflow=self.overflow,
-            activation=self.activation,
-            **self.reranker_kwargs,
-        )
+        explicit = {name: getattr(self, name) for name in _EXPLICIT}
+        return build_reranker(explicit, self.reranker_kwargs)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,49 @@ def test_backend_selection_errors(model: Path) -> None:
         Reranker(model, backend="tensorrt")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="runs on the CPU"):
         Reranker(model, backend="onnx", device="cuda")
+
+
+@pytest.fixture
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh export cache and model registry, so a test sees its own first export."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CROSSRANK_CACHE", str(cache))
+    clear_registry()
+    yield cache
+    clear_registry()
+
+
+def test_backend_selects_the_runner(tiny_model: Path, isolated_cache: Path) -> None:
+    default = Reranker(tiny_model)
+    fp32 = Reranker(tiny_model, backend="onnx")
+    int8 = Reranker(tiny_model, backend="onnx-int8")
+    assert default.backend == "torch"
+    assert not isinstance(default._loaded.runner, OnnxRunner)
+    assert [fp32.backend, int8.backend] == ["onnx", "onnx-int8"]
+    assert fp32._loaded.runner.path.name == "model.onnx"
+    assert int8._loaded.runner.path.name == "model-int8.onnx"
+    assert fp32._loaded.runner.path.is_relative_to(isolated_cache)
+    # Three backends, three loaded models; ONNX always runs fp32 on the CPU.
+    assert len({id(r._loaded) for r in (default, fp32, int8)}) == 3
+    assert (fp32.device, str(fp32.dtype)) == ("cpu", "torch.float32")
+    assert "backend='onnx-int8'" in repr(int8)
+
+
+def test_int8_quantises_the_cached_fp32_export(
+    tiny_model: Path, isolated_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fp32_path = Reranker(tiny_model, backend="onnx")._loaded.runner.path
+    stamp = fp32_path.stat().st_mtime_ns
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="crossrank"):
+        int8 = Reranker(tiny_model, backend="onnx-int8")
+    assert int8._loaded.runner.path.parent == fp32_path.parent
+    assert fp32_path.stat().st_mtime_ns == stamp  # quantised from the export, not re-exported
+    assert not any("exporting the model" in r.getMessage() for r in caplog.records)
+
+
+def test_tiny_model_onnx_fp32_matches_torch_fp32(tiny_model: Path, isolated_cache: Path) -> None:
+    torch_scores = Reranker(tiny_model, dtype="float32", activation="raw").score_pairs(PAIRS)
+    onnx_scores = Reranker(tiny_model, backend="onnx", activation="raw").score_pairs(PAIRS)
+    assert max(abs(a - b) for a, b in zip(onnx_scores, torch_scores, strict=True)) <= 1e-3
+    assert len(set(torch_scores)) > 1  # the pairs really score differently

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -286,3 +287,21 @@ def test_real_engine_on_the_tiny_model(tiny_model: Path, tiny_biencoder: Path) -
         assert len(ranking) == 5
         scores = reranker.score_pairs([(QUERIES[qid], DOCS[d]) for d in ranking[:3]])
         assert all(a >= b - 1e-6 for a, b in itertools.pairwise(scores))
+
+
+def test_truncation_is_summarised_once_for_the_whole_run(
+    tiny_model: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from crossrank import Reranker
+
+    col = make_collection()
+    # max_length 8 leaves at most 3 tokens per document, so most reranked documents are cut.
+    reranker = Reranker(tiny_model, device="cpu", max_length=8, query_max_tokens=2)
+    with caplog.at_level(logging.WARNING):
+        report = evaluate(col, FixedRetriever(), reranker, top_k=4, top_n=3)
+    n, cut = 3 * report.n_queries, report.truncated_documents
+    assert 1 < cut <= n
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.name for r in warnings] == ["crossrank.evaluation.runner"]
+    assert f"{cut} of {n} reranked documents" in warnings[0].message
+    assert logging.getLogger("crossrank.reranker").level == logging.NOTSET  # restored

@@ -85,22 +85,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-class _OnceFilter(logging.Filter):
-    """Lets each distinct message template through once; counts the rest."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: set[object] = set()
-        self.suppressed = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg in self.seen:
-            self.suppressed += 1
-            return False
-        self.seen.add(record.msg)
-        return True
-
-
 def _say(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -150,29 +134,19 @@ def run(args: argparse.Namespace) -> int:
     )
     retriever = _retriever(args, collection, progress)
     reranker = Reranker(args.reranker, device=args.device, max_length=args.max_length)
-    once = _OnceFilter()
-    engine_logger = logging.getLogger("crossrank.reranker")
-    engine_logger.addFilter(once)
-    try:
-        report = evaluate(
-            collection,
-            retriever,
-            reranker,
-            top_k=args.top_k,
-            top_n=args.top_n,
-            fusion=args.fusion,
-            alpha=args.fusion_alpha,
-            max_queries=args.max_queries,
-            show_progress=progress,
-        )
-    finally:
-        engine_logger.removeFilter(once)
+    # evaluate() logs one truncation summary for the whole run.
+    report = evaluate(
+        collection,
+        retriever,
+        reranker,
+        top_k=args.top_k,
+        top_n=args.top_n,
+        fusion=args.fusion,
+        alpha=args.fusion_alpha,
+        max_queries=args.max_queries,
+        show_progress=progress,
+    )
     _say(report.format_table())
-    if report.truncated_documents:
-        _say(
-            f"{report.truncated_documents} reranked documents were truncated to "
-            f"max_length={reranker.max_length} tokens with their query"
-        )
     if args.out is not None:
         _say(f"saved the report to {report.save(args.out)}")
     if args.runs_out is not None:

@@ -146,30 +146,38 @@ def evaluate(
     fused_scores: dict[str, tuple[float, ...]] = {}
     total_ms: list[float] = []
     pairs, rerank_seconds, truncated = 0, 0.0, 0
-    for query, spent in zip(
-        tqdm(queries, desc="reranking", unit="query", disable=disable), dense_ms, strict=True
-    ):
-        row = hits[query.id]
-        head = row[:top_n]
-        results: list[RerankResult] = []
-        elapsed = 0.0
-        if head:
-            started = time.perf_counter()
-            (results,) = reranker.rerank_many(
-                [query.text],
-                [[hit.text for hit in head]],
-                top_n=None,
-                retrieval_scores=[[hit.score for hit in head]],
-                fusion=fusion,
-                alpha=alpha,
+    # The engine warns about truncation once per call; here one summary for the run says it.
+    engine_log = logging.getLogger("crossrank.reranker")
+    level = engine_log.level
+    engine_log.setLevel(logging.ERROR)
+    try:
+        rerank_loop = tqdm(queries, desc="reranking", unit="query", disable=disable)
+        for query, spent in zip(rerank_loop, dense_ms, strict=True):
+            row = hits[query.id]
+            head = row[:top_n]
+            results: list[RerankResult] = []
+            elapsed = 0.0
+            if head:
+                started = time.perf_counter()
+                (results,) = reranker.rerank_many(
+                    [query.text],
+                    [[hit.text for hit in head]],
+                    top_n=None,
+                    retrieval_scores=[[hit.score for hit in head]],
+                    fusion=fusion,
+                    alpha=alpha,
+                )
+                elapsed = time.perf_counter() - started
+            pairs += len(head)
+            rerank_seconds += elapsed
+            truncated += sum(r.truncated for r in results)
+            total_ms.append(spent + elapsed * 1000.0)
+            reranked[query.id], reranked_scores[query.id] = reranked_rankings(
+                row, results, fused=False
             )
-            elapsed = time.perf_counter() - started
-        pairs += len(head)
-        rerank_seconds += elapsed
-        truncated += sum(r.truncated for r in results)
-        total_ms.append(spent + elapsed * 1000.0)
-        reranked[query.id], reranked_scores[query.id] = reranked_rankings(row, results, fused=False)
-        fused[query.id], fused_scores[query.id] = reranked_rankings(row, results, fused=True)
+            fused[query.id], fused_scores[query.id] = reranked_rankings(row, results, fused=True)
+    finally:
+        engine_log.setLevel(level)
 
     runs = {
         "dense": dense_run(hits),
@@ -192,7 +200,12 @@ def evaluate(
             )
         )
     if truncated:
-        logger.info("%d of %d reranked documents were truncated", truncated, pairs)
+        logger.warning(
+            "%d of %d reranked documents did not fit the reranker's max_length and were "
+            "truncated; use overflow='chunk' to score them whole",
+            truncated,
+            pairs,
+        )
     return EvaluationReport(
         collection=collection.name,
         split=collection.split,

@@ -1,15 +1,106 @@
-"""Tiny real models built offline, for tests and examples.
+"""Test helpers for crossrank and its users: tiny real models built offline, and a fake engine.
 
-They are real transformers (random weights, fixed seed): they exercise tokenization,
-batching and the forward pass exactly as a trained model would, in milliseconds.
+The tiny models are real transformers (random weights, fixed seed): they exercise
+tokenization, batching and the forward pass exactly as a trained model would, in milliseconds.
+:class:`FakeReranker` is a deterministic stand-in for :class:`crossrank.Reranker` for code that
+takes an engine (the LlamaIndex and LangChain adapters), where the model is not under test.
 """
 
 from __future__ import annotations
 
 import string
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["build_tiny_biencoder", "build_tiny_cross_encoder"]
+from crossrank.fusion import fuse
+from crossrank.types import FusionMethod, RerankResult
+
+__all__ = ["FakeReranker", "build_tiny_biencoder", "build_tiny_cross_encoder"]
+
+
+class FakeReranker:
+    """A deterministic :class:`~crossrank.SupportsRerank`: a document's score is how many of
+    the query's words it contains, minus a thousandth of its length (so ties are rare). It
+    follows the engine's contract for ``top_n``, fusion and ``min_score`` and records every
+    call in ``calls``."""
+
+    model_name = "fake-cross-encoder"
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    @staticmethod
+    def score(query: str, document: str) -> float:
+        words = set(query.lower().split())
+        return float(sum(w in words for w in document.lower().split())) - len(document) / 1000
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None = None,
+        retrieval_scores: Sequence[float] | None = None,
+        fusion: FusionMethod | None = None,
+        alpha: float = 1.0,
+        min_score: float | None = None,
+    ) -> list[RerankResult]:
+        self.calls.append(
+            {
+                "method": "rerank",
+                "query": query,
+                "documents": list(documents),
+                "top_n": top_n,
+                "retrieval_scores": retrieval_scores,
+                "fusion": fusion,
+                "alpha": alpha,
+                "min_score": min_score,
+            }
+        )
+        rerank = [self.score(query, d) for d in documents]
+        final = rerank
+        if fusion is not None and retrieval_scores is not None:
+            final = fuse(rerank, retrieval_scores, fusion, alpha)
+        order = sorted(range(len(documents)), key=lambda i: (-final[i], i))
+        results = [
+            RerankResult(
+                index=i,
+                score=final[i],
+                rerank_score=rerank[i],
+                retrieval_score=None if retrieval_scores is None else retrieval_scores[i],
+                truncated=False,
+                n_windows=1,
+                document=documents[i],
+            )
+            for i in order
+            if min_score is None or final[i] >= min_score
+        ]
+        return results if top_n is None else results[:top_n]
+
+    async def arerank(
+        self,
+        query: str,
+        documents: Sequence[str],
+        *,
+        top_n: int | None = None,
+        retrieval_scores: Sequence[float] | None = None,
+        fusion: FusionMethod | None = None,
+        alpha: float = 1.0,
+        min_score: float | None = None,
+    ) -> list[RerankResult]:
+        results = self.rerank(
+            query,
+            documents,
+            top_n=top_n,
+            retrieval_scores=retrieval_scores,
+            fusion=fusion,
+            alpha=alpha,
+            min_score=min_score,
+        )
+        self.calls[-1]["method"] = "arerank"
+        return results
+
 
 _WORDS = (
     "the a an of to in and or is are was were be been for with on at by from as that this it "

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from langchain_core.documents import Document
 
-from crossrank.fusion import fuse
 from crossrank.paths import shared_starter_dir
-from crossrank.types import FusionMethod, RerankResult
+from crossrank.testing import FakeReranker
 
 STARTER = shared_starter_dir()
 
@@ -32,70 +30,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
-
-
-class FakeReranker:
-    """A deterministic SupportsRerank: the score of a document is how many of the query's
-    words it contains, minus a thousandth of its length (so ties are rare); it follows the
-    engine's contract for top_n, fusion and min_score and records every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-
-    @staticmethod
-    def score(query: str, document: str) -> float:
-        words = set(query.lower().split())
-        return float(sum(w in words for w in document.lower().split())) - len(document) / 1000
-
-    def rerank(
-        self,
-        query: str,
-        documents: Sequence[str],
-        *,
-        top_n: int | None = None,
-        retrieval_scores: Sequence[float] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
-    ) -> list[RerankResult]:
-        self.calls.append(
-            {
-                "method": "rerank",
-                "query": query,
-                "documents": list(documents),
-                "top_n": top_n,
-                "retrieval_scores": retrieval_scores,
-                "fusion": fusion,
-                "alpha": alpha,
-                "min_score": min_score,
-            }
-        )
-        rerank = [self.score(query, d) for d in documents]
-        final = rerank
-        if fusion is not None and retrieval_scores is not None:
-            final = fuse(rerank, retrieval_scores, fusion, alpha)
-        order = sorted(range(len(documents)), key=lambda i: (-final[i], i))
-        results = [
-            RerankResult(
-                index=i,
-                score=final[i],
-                rerank_score=rerank[i],
-                retrieval_score=None if retrieval_scores is None else retrieval_scores[i],
-                truncated=False,
-                n_windows=1,
-                document=documents[i],
-            )
-            for i in order
-            if min_score is None or final[i] >= min_score
-        ]
-        return results if top_n is None else results[:top_n]
-
-    async def arerank(
-        self, query: str, documents: Sequence[str], **kwargs: Any
-    ) -> list[RerankResult]:
-        results = self.rerank(query, documents, **kwargs)
-        self.calls[-1]["method"] = "arerank"
-        return results
 
 
 @pytest.fixture

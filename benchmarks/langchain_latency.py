@@ -78,13 +78,7 @@ def workload(args: argparse.Namespace) -> tuple[list[str], list[list[Document]]]
 
     collection = load_beir(args.data, split="test")
     queries = collection.judged_queries(args.queries)
-    wanted: dict[str, None] = {}  # the judged abstracts first, then the corpus in file order
-    for query in queries:
-        wanted.update(dict.fromkeys(collection.qrels[query.id]))
-    for doc_id in collection.corpus:
-        if len(wanted) >= args.docs:
-            break
-        wanted.setdefault(doc_id)
+    wanted = collection.judged_first_ids(queries, args.docs)
     docs: list[Document] = []
     for doc_id in wanted:
         text = collection.corpus[doc_id].full_text

@@ -67,13 +67,7 @@ def workload(args: argparse.Namespace) -> tuple[list[str], list[list[NodeWithSco
 
     collection = load_beir(args.data, split="test")
     queries = collection.judged_queries(args.queries)
-    wanted: dict[str, None] = {}  # the judged abstracts first, then the corpus in file order
-    for query in queries:
-        wanted.update(dict.fromkeys(collection.qrels[query.id]))
-    for doc_id in collection.corpus:
-        if len(wanted) >= args.docs:
-            break
-        wanted.setdefault(doc_id)
+    wanted = collection.judged_first_ids(queries, args.docs)
     documents = [
         Document(
             id_=doc_id,

@@ -231,3 +231,14 @@ def test_real_collections(shared_data: Path) -> None:
     nfcorpus = load_beir(shared_data / "nfcorpus", "dev")  # CRLF qrels, grades 1-2
     assert len(nfcorpus.qrels) == 324
     assert {label for docs in nfcorpus.qrels.values() for label in docs.values()} <= {0, 1, 2}
+
+
+def test_judged_first_ids_keeps_every_judged_document_then_fills_in_file_order(
+    tmp_path: Path,
+) -> None:
+    col = load_beir(write_collection(tmp_path / "c"), split="test")
+    q1, q2 = col.judged_queries()
+    # q1 judges d1 and d3 (label 0 counts: it is a judgment), q2 judges d2.
+    assert col.judged_first_ids([q1], 1) == ["d1", "d3"]  # judged ones beyond the size
+    assert col.judged_first_ids([q2], 2) == ["d2", "d1"]
+    assert col.judged_first_ids([q2, q1], 10) == ["d2", "d1", "d3"]

@@ -14,7 +14,7 @@ import gzip
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -98,6 +98,17 @@ class Collection:
             raise InvalidInputError(msg)
         judged = [q for qid, q in self.queries.items() if qid in self.qrels]
         return judged if limit is None else judged[:limit]
+
+    def judged_first_ids(self, queries: Sequence[Query], size: int) -> list[str]:
+        """Document ids for a small corpus that can still be evaluated: every document judged
+        for ``queries`` (whatever ``size`` says), then the rest of the corpus in file order
+        until ``size`` ids are reached."""
+        wanted = dict.fromkeys(d for q in queries for d in self.qrels.get(q.id, {}))
+        for doc_id in self.corpus:
+            if len(wanted) >= size:
+                break
+            wanted.setdefault(doc_id)
+        return list(wanted)
 
     def relevant(self, query_id: str) -> dict[str, int]:
         """The documents judged relevant (label > 0) for ``query_id`` with their labels."""

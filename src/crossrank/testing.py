@@ -16,7 +16,31 @@ from typing import Any
 from crossrank.fusion import fuse
 from crossrank.types import FusionMethod, RerankResult
 
-__all__ = ["FakeReranker", "build_tiny_biencoder", "build_tiny_cross_encoder"]
+__all__ = [
+    "FakeReranker",
+    "build_tiny_biencoder",
+    "build_tiny_cross_encoder",
+    "skip_gpu_tests_without_cuda",
+]
+
+
+def skip_gpu_tests_without_cuda(items: Sequence[Any]) -> None:
+    """For a ``pytest_collection_modifyitems`` hook: tests marked ``gpu`` are skipped when
+    torch sees no CUDA device."""
+    import pytest
+
+    try:
+        import torch
+
+        has_cuda = bool(torch.cuda.is_available())
+    except ImportError:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 class FakeReranker:

@@ -18,18 +18,9 @@ STARTER = shared_starter_dir()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    try:
-        import torch
+    from crossrank.testing import skip_gpu_tests_without_cuda
 
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    if has_cuda:
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    skip_gpu_tests_without_cuda(items)
 
 
 @pytest.fixture
@@ -89,14 +80,8 @@ def scifact_chunks(scifact: Any) -> list[Document]:
     ~400-character chunks as a LangChain pipeline would, each with an id and metadata."""
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    wanted: list[str] = []
-    for qid in list(scifact.qrels)[:10]:
-        wanted.extend(d for d in scifact.qrels[qid] if d not in wanted)
-    for doc_id in scifact.corpus:
-        if len(wanted) >= 200:
-            break
-        if doc_id not in wanted:
-            wanted.append(doc_id)
+    claims = [scifact.queries[qid] for qid in list(scifact.qrels)[:10]]
+    wanted = scifact.judged_first_ids(claims, 200)
     splitter = RecursiveCharacterTextSplitter(chunk_size=400, chunk_overlap=0)
     chunks: list[Document] = []
     for doc_id in wanted:

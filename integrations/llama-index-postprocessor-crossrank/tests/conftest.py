@@ -25,18 +25,9 @@ N_DOCS = 200  # abstracts in the index
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    try:
-        import torch
+    from crossrank.testing import skip_gpu_tests_without_cuda
 
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    if has_cuda:
-        return
-    skip = pytest.mark.skip(reason="needs a CUDA GPU")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+    skip_gpu_tests_without_cuda(items)
 
 
 @pytest.fixture
@@ -102,13 +93,7 @@ def scifact_documents(scifact: Any) -> list[Any]:
     and the reranker read; the id is metadata only the LLM sees."""
     from llama_index.core import Document
 
-    wanted: dict[str, None] = {}
-    for query in scifact.judged_queries(N_QUERIES):
-        wanted.update(dict.fromkeys(scifact.qrels[query.id]))
-    for doc_id in scifact.corpus:
-        if len(wanted) >= N_DOCS:
-            break
-        wanted.setdefault(doc_id)
+    wanted = scifact.judged_first_ids(scifact.judged_queries(N_QUERIES), N_DOCS)
     return [
         Document(
             id_=doc_id,

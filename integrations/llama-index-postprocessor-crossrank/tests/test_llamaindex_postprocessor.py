@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -534,3 +535,14 @@ def test_rankings_agree_with_sentence_transformer_rerank_on_the_tiny_model(
     )
     assert [n.node.node_id for n in ours] == [n.node.node_id for n in theirs]
     assert [n.score for n in ours] == pytest.approx([float(n.score) for n in theirs], abs=1e-4)
+
+
+def test_missing_extra_names_the_install_line(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crossrank import MissingExtraError
+
+    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # not installed
+    with pytest.raises(MissingExtraError, match=r'pip install "crossrank\[onnx\]"'):
+        CrossrankRerank(model=str(tiny_model), device="cpu", reranker_kwargs={"backend": "onnx"})

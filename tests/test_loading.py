@@ -11,7 +11,7 @@ import torch
 import crossrank
 from crossrank import InvalidInputError, InvalidModelError, ModelNotFoundError, Reranker
 from crossrank.errors import MissingExtraError
-from crossrank.loading import load_model, resolve_device, resolve_dtype
+from crossrank.loading import cpu_has_bf16, load_model, resolve_device, resolve_dtype
 from crossrank.models import DEFAULT_HUB_RERANKER, resolve_reranker, starter_model_dir
 from crossrank.testing import build_tiny_cross_encoder
 
@@ -140,3 +140,42 @@ def test_public_names_match_all() -> None:
     assert set(crossrank.__all__) - {"__version__"} == defined | set(crossrank._LAZY)
     for name in crossrank.__all__:
         assert getattr(crossrank, name) is not None
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        ("fpu sse avx2 avx512f avx512_vnni", False),
+        ("fpu avx2 avx512f avx512_bf16 avx512_vnni", True),
+        ("fpu avx2 amx_bf16 amx_tile", True),
+    ],
+)
+def test_cpu_bf16_is_read_from_the_cpu_flags(tmp_path: Path, flags: str, expected: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: x\nflags\t\t: {flags}\n\n")
+    assert cpu_has_bf16(cpuinfo) is expected
+
+
+def test_cpu_bf16_is_false_without_cpuinfo(tmp_path: Path) -> None:
+    assert cpu_has_bf16(tmp_path / "missing") is False
+    (tmp_path / "empty").write_text("processor\t: 0\n")
+    assert cpu_has_bf16(tmp_path / "empty") is False
+
+
+@pytest.mark.slow
+def test_compiled_model_scores_like_the_eager_one(tiny_model: Path) -> None:
+    eager = Reranker(tiny_model, device="cpu", activation="raw", token_budget=64)
+    compiled = Reranker(tiny_model, device="cpu", activation="raw", compile=True, token_budget=64)
+    assert compiled._loaded is not eager._loaded  # one model per setting, never shared
+    query = "which gene raises the risk"
+    documents = [("a gene " * n).strip() for n in (1, 3, 9, 20)]  # several batch shapes
+    expected = [r.score for r in eager.rerank(query, documents)]
+    got = [r.score for r in compiled.rerank(query, documents)]
+    assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_compile_is_checked(tiny_model: Path) -> None:
+    with pytest.raises(InvalidInputError, match="backend='torch' only"):
+        Reranker(tiny_model, backend="onnx", compile=True)
+    with pytest.raises(InvalidInputError, match="True or False"):
+        Reranker(tiny_model, device="cpu", compile="yes")  # type: ignore[arg-type]

@@ -140,6 +140,47 @@ def test_saved_model_loads_in_crossencoder_and_reranker(trained: Any) -> None:
     assert ranked[0].index == 1  # the learned signal survives saving and loading
 
 
+def test_bf16_on_cpu_trains_and_saves_fp32_weights(
+    toy: Path, tiny_model: Path, tiny_biencoder: Path, cache: Path
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from crossrank.training import train
+
+    config = _tiny_config(
+        toy,
+        tiny_model,
+        tiny_biencoder,
+        output=cache / "out" / "toy-bf16",
+        bf16=True,
+        holdout_queries=0,
+        epochs=2.0,
+    )
+    result = train(config)
+    assert result.bf16 is True
+    losses = [loss for _step, loss in result.loss_history]
+    assert losses[-1] < losses[0]
+    weights = load_file(str(result.output / "model.safetensors"))
+    assert {w.dtype for w in weights.values()} == {torch.float32}  # autocast, fp32 master weights
+    card = json.loads((result.output / "training.json").read_text(encoding="utf-8"))
+    assert card["bf16"] is True
+
+
+def test_bf16_default_follows_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossrank.training import trainer
+
+    monkeypatch.setattr("crossrank.loading.cpu_has_bf16", lambda *a: True)
+    assert trainer._use_bf16(None, "cpu") is True
+    assert trainer._use_bf16(False, "cpu") is False
+    monkeypatch.setattr("crossrank.loading.cpu_has_bf16", lambda *a: False)
+    assert trainer._use_bf16(None, "cpu") is False
+    assert trainer._use_bf16(True, "cpu") is True  # honoured, with a warning that it is slow
+    assert trainer._use_bf16(None, "mps") is False
+    with pytest.raises(InvalidInputError, match="drop --bf16"):
+        trainer._use_bf16(True, "mps")
+
+
 def test_card_and_json_describe_the_run(trained: Any, toy: Path) -> None:
     card = (trained.output / "README.md").read_text(encoding="utf-8")
     assert "toy:train" in card

@@ -82,6 +82,8 @@ class Reranker:
         backend: ``"torch"``; or the CPU fast path ``"onnx"`` (fp32) or ``"onnx-int8"``
             (dynamically quantised), exported once into crossrank's cache.
         num_threads: CPU threads for the ONNX backend (default: the cores available).
+        compile: run the torch model through ``torch.compile`` (dynamic shapes); pays off on
+            a GPU for long-running services, the first batches pay the compilation.
         model_kwargs / tokenizer_kwargs: passed to the model / tokenizer loaders.
     """
 
@@ -102,6 +104,7 @@ class Reranker:
         cache_size: int = 0,
         backend: Backend = "torch",
         num_threads: int | None = None,
+        compile: bool = False,
         revision: str | None = None,
         trust_remote_code: bool = False,
         progress_threshold: int | None = 512,
@@ -125,6 +128,7 @@ class Reranker:
             model_kwargs=model_kwargs,
             tokenizer_kwargs=tokenizer_kwargs,
             num_threads=num_threads,
+            compile=compile,
         )
         self._loaded = loaded
         length = _positive_int("max_length", max_length or loaded.default_max_length)

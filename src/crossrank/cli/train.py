@@ -119,7 +119,9 @@ def add_parser(subparsers: Any) -> None:
         "--budget-minutes", type=_positive_float, help="stop training after this wall time"
     )
     opt.add_argument(
-        "--bf16", action=argparse.BooleanOptionalAction, help="bf16 mixed precision (GPU: on)"
+        "--bf16",
+        action=argparse.BooleanOptionalAction,
+        help="bf16 mixed precision (default: on where the GPU or the CPU has native bf16)",
     )
     opt.add_argument("--seed", type=_int(0), help="(12)")
     opt.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")

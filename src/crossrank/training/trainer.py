@@ -88,6 +88,30 @@ def output_dir(config: TrainConfig) -> Path:
     raise InvalidInputError(msg)
 
 
+def _use_bf16(asked: bool | None, device: str) -> bool:
+    """bf16 mixed precision: on by default on a bf16 GPU and on a CPU that has native bf16
+    (where it trains about twice as fast as fp32); weights and the optimizer stay fp32."""
+    import torch
+
+    from crossrank.loading import cpu_has_bf16
+
+    if device.startswith("cuda"):
+        supported = bool(torch.cuda.is_bf16_supported())
+        if asked and not supported:
+            msg = "this GPU has no bf16 support; drop bf16 (--no-bf16)"
+            raise InvalidInputError(msg)
+        return supported if asked is None else asked
+    if device != "cpu":
+        if asked:
+            msg = f"bf16 training is supported on CUDA and CPU, not on {device!r}; drop --bf16"
+            raise InvalidInputError(msg)
+        return False
+    native = cpu_has_bf16()
+    if asked and not native:
+        logger.warning("this CPU has no native bf16 (AVX512-BF16/AMX): bf16 will be slow")
+    return native if asked is None else asked
+
+
 def _check_output(output: Path) -> None:
     if output.exists() and not output.is_dir():
         msg = f"output {output} is a file; pass a folder"
@@ -239,7 +263,6 @@ def train(config: TrainConfig) -> TrainResult:
 
 
 def _train(config: TrainConfig) -> TrainResult:
-    import torch
     from transformers import set_seed
 
     from crossrank.loading import resolve_device
@@ -260,11 +283,7 @@ def _train(config: TrainConfig) -> TrainResult:
     output = output_dir(config)
     _check_output(output)
     device = resolve_device(config.device)
-    cuda = device.startswith("cuda")
-    bf16 = config.bf16 if config.bf16 is not None else cuda and torch.cuda.is_bf16_supported()
-    if bf16 and not cuda:
-        msg = "bf16 training needs a CUDA GPU; drop bf16 (--no-bf16) on this machine"
-        raise InvalidInputError(msg)
+    bf16 = _use_bf16(config.bf16, device)
     backbone = config.backbone or default_biencoder()
     set_seed(config.seed)
 

@@ -9,7 +9,8 @@ at the same ``--max-length``, on the CPU:
 - LangChain ``CrossEncoderReranker`` + ``HuggingFaceCrossEncoder``
 - ``rerankers``' cross-encoder (``Reranker(..., model_type="cross-encoder")``)
 - FlagEmbedding ``FlagReranker``
-- crossrank ``Reranker`` with ``backend="torch"`` (fp32), ``"onnx"`` (fp32) and ``"onnx-int8"``
+- crossrank ``Reranker`` with ``backend="torch"`` (fp32, and bf16 for CPUs with native bf16),
+  ``"onnx"`` (fp32) and ``"onnx-int8"``
 
 Systems take turns on every query (the starting system rotates from query to query), so a
 change in machine load affects them alike; the table gives per-query latency p50/p95,
@@ -184,12 +185,14 @@ def _flag(peer: Peer, model: str, max_length: int) -> None:
     )
 
 
-def _crossrank(backend: str, threads: int) -> Callable[[Peer, str, int], None]:
+def _crossrank(backend: str, dtype: str, threads: int) -> Callable[[Peer, str, int], None]:
     def load(peer: Peer, model: str, max_length: int) -> None:
         from crossrank import Reranker
 
         options: dict[str, Any] = {} if backend == "torch" else {"num_threads": threads}
-        reranker = Reranker(model, device="cpu", backend=backend, max_length=max_length, **options)
+        reranker = Reranker(
+            model, device="cpu", backend=backend, dtype=dtype, max_length=max_length, **options
+        )
         budget = reranker._scorer.token_budget
         peer.note = f"token_budget={budget}"
         peer.call = lambda payload: reranker.rerank(*payload)
@@ -215,13 +218,15 @@ PEERS: list[tuple[str, str, Callable[..., None] | None]] = [
     ("rerankers", "rerankers cross-encoder (TransformerRanker)", _rerankers),
     ("flag", "FlagEmbedding FlagReranker", _flag),
     ("crossrank-torch", "crossrank Reranker, torch fp32", None),
+    ("crossrank-torch-bf16", "crossrank Reranker, torch bf16", None),
     ("crossrank-onnx", "crossrank Reranker, ONNX fp32", None),
     ("crossrank-onnx-int8", "crossrank Reranker, ONNX int8", None),
 ]
-_BACKENDS = {
-    "crossrank-torch": "torch",
-    "crossrank-onnx": "onnx",
-    "crossrank-onnx-int8": "onnx-int8",
+_BACKENDS = {  # backend, dtype
+    "crossrank-torch": ("torch", "float32"),
+    "crossrank-torch-bf16": ("torch", "bfloat16"),
+    "crossrank-onnx": ("onnx", "float32"),
+    "crossrank-onnx-int8": ("onnx-int8", "float32"),
 }
 
 
@@ -232,7 +237,7 @@ def load_peers(args: argparse.Namespace) -> list[Peer]:
         if wanted is not None and key not in wanted and key != REFERENCE:
             continue
         peer = Peer(key, name)
-        load = loader or _crossrank(_BACKENDS[key], args.threads)
+        load = loader or _crossrank(*_BACKENDS[key], args.threads)
         start = time.perf_counter()
         try:
             load(peer, args.model, args.max_length)

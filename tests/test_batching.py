@@ -119,3 +119,54 @@ def test_engine_survives_oom_and_remembers_the_safe_size(
     reranker.score_pairs([("another query", d) for d in docs])
     assert wrapper.sizes
     assert max(wrapper.sizes) <= 60
+
+
+@pytest.mark.parametrize(
+    ("free_gib", "expected"),
+    [(0.5, 16_384), (4.0, 32_768), (40.0, 262_144)],
+)
+def test_cuda_token_budget_follows_free_memory(
+    monkeypatch: pytest.MonkeyPatch, free_gib: float, expected: int
+) -> None:
+    """The CUDA budget is sized from free memory, within a floor and a ceiling (runs on CPU)."""
+    from crossrank.reranker import _default_budget
+
+    free = int(free_gib * 2**30)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 2 * free))
+    assert _default_budget("cuda:0") == expected
+    assert _default_budget("cpu") < 16_384  # CPU batches stay small (cache-sized)
+
+
+@pytest.mark.gpu
+def test_oom_back_off_on_a_real_gpu(tmp_path: Path) -> None:
+    """On a real GPU (OOM simulated above 200 tokens): batches split, scores match the CPU's."""
+    from crossrank.testing import build_tiny_cross_encoder
+
+    folder = build_tiny_cross_encoder(tmp_path / "gpu-oom")
+    docs = [f"document number {i} " + "text " * (i % 7) for i in range(64)]
+    cpu = Reranker(folder, device="cpu").score_pairs([("query", d) for d in docs])
+    gpu = Reranker(folder, device="cuda", dtype="float32", token_budget=100_000)
+    runner = gpu._loaded.runner
+    wrapper = _OomAbove(gpu.cross_encoder.model, limit=200)
+    runner.model = wrapper
+    got = gpu.score_pairs([("query", d) for d in docs])
+    assert got == pytest.approx(cpu, abs=1e-4)
+    assert gpu._loaded.safe_batch_tokens is not None
+    assert gpu._loaded.safe_batch_tokens <= 200
+
+
+@pytest.mark.gpu
+def test_cuda_half_precision_and_compile_keep_the_ranking(tmp_path: Path) -> None:
+    from crossrank.testing import build_tiny_cross_encoder
+
+    folder = build_tiny_cross_encoder(tmp_path / "gpu-dtype")
+    docs = [f"gene {i} " + "protein " * (i % 5) for i in range(20)]
+    reference = Reranker(folder, device="cpu", activation="raw").score_pairs(
+        [("which gene", d) for d in docs]
+    )
+    for options in ({}, {"compile": True}):
+        reranker = Reranker(folder, device="cuda", activation="raw", **options)
+        assert reranker.dtype in (torch.bfloat16, torch.float16)
+        scores = reranker.score_pairs([("which gene", d) for d in docs])
+        assert all(isinstance(s, float) for s in scores)
+        assert scores == pytest.approx(reference, abs=5e-2)

@@ -292,11 +292,11 @@ class _TorchRunner:
     def __init__(self, model: Any, device: str, *, compile: bool = False) -> None:
         self.model = model
         self.device = device
-        self.forward = model
+        self.compiled: Any = None
         if compile:
             import torch
 
-            self.forward = torch.compile(model, dynamic=True)
+            self.compiled = torch.compile(model, dynamic=True)
 
     def __call__(self, features: dict[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
         import torch
@@ -311,7 +311,8 @@ class _TorchRunner:
                 tensor = tensor.to(self.device)
             tensors[name] = tensor
         with torch.inference_mode():
-            logits = self.forward(**tensors).logits
+            forward = self.model if self.compiled is None else self.compiled
+            logits = forward(**tensors).logits
         scores = logits.float().reshape(logits.shape[0], -1)[:, 0]
         return scores.cpu().numpy().astype("float64")
 

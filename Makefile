@@ -24,9 +24,11 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard integrations/*/pyproject.tom
 		$(foreach d,$(INTEGRATIONS),-e "$(d)[test]")
 	touch $(STAMP)
 
+# The reranker: $CROSSRANK_RERANKER, else one trained here by `crossrank train --preset
+# starter` (in the cache), else the project's shared starter model.
 demo: $(STAMP)
-	@if [ -z "$$CROSSRANK_RERANKER" ] && [ -d "$(STARTER)" ]; then \
-		export CROSSRANK_RERANKER="$(STARTER)"; fi; \
+	@if [ -z "$$CROSSRANK_RERANKER" ] && [ ! -f "$(CROSSRANK_CACHE)/models/starter/config.json" ] \
+		&& [ -d "$(STARTER)" ]; then export CROSSRANK_RERANKER="$(STARTER)"; fi; \
 	$(BIN)/crossrank demo
 
 lint: $(STAMP)

@@ -222,6 +222,12 @@ PEERS: list[tuple[str, str, Callable[..., None] | None]] = [
     ("crossrank-onnx", "crossrank Reranker, ONNX fp32", None),
     ("crossrank-onnx-int8", "crossrank Reranker, ONNX int8", None),
 ]
+_MODULE = {  # the top-level module each peer's package provides
+    "llamaindex": "llama_index",
+    "langchain": "langchain_classic",
+    "rerankers": "rerankers",
+    "flag": "FlagEmbedding",
+}
 _BACKENDS = {  # backend, dtype
     "crossrank-torch": ("torch", "float32"),
     "crossrank-torch-bf16": ("torch", "bfloat16"),
@@ -242,7 +248,12 @@ def load_peers(args: argparse.Namespace) -> list[Peer]:
         try:
             load(peer, args.model, args.max_length)
         except ImportError as exc:
-            peer.skipped = f"not installed ({exc}); `make bench-peers` installs it"
+            missing = isinstance(exc, ModuleNotFoundError) and exc.name == _MODULE.get(key)
+            peer.skipped = (
+                f"not installed ({exc}); `make bench-peers` installs it"
+                if missing
+                else f"installed but cannot be imported with this environment's packages ({exc})"
+            )
         except Exception as exc:  # noqa: BLE001 - any load failure becomes the peer's row note
             peer.skipped = f"could not load the model folder: {type(exc).__name__}: {exc}"
         peer.load_s = time.perf_counter() - start

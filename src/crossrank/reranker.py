@@ -25,7 +25,9 @@ __all__ = ["Reranker"]
 
 logger = logging.getLogger(__name__)
 
-_CPU_TOKEN_BUDGET = 8192
+# Padded tokens per CPU batch: small enough for a batch's activations to stay in cache.
+# On 2 cores at max_length 256, 4096 ran 8% faster than 8192 in fp32 and 9% in ONNX int8.
+_CPU_TOKEN_BUDGET = 4096
 # What one more forward pass costs, in padded tokens, when choosing batch boundaries: on a
 # CPU padding dominates, on a GPU kernel launches do.
 _CPU_BATCH_OVERHEAD = 32

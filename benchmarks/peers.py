@@ -16,7 +16,7 @@ Systems take turns on every query (the starting system rotates from query to que
 change in machine load affects them alike; the table gives per-query latency p50/p95,
 pairs/s (all pairs / all seconds), NDCG@10 of the reranked lists against the SciFact qrels,
 and the largest probability difference to ``CrossEncoder.predict`` on the same pairs (how
-close a peer's scores are to the reference implementation). A peer that is not installed or
+close a peer's scores are to the reference implementation). A peer that cannot be imported or
 cannot load the local folder offline gets a row note instead of numbers.
 
 torch's OpenMP threads spin-wait by default; on a CPU shared with other busy processes that
@@ -222,12 +222,6 @@ PEERS: list[tuple[str, str, Callable[..., None] | None]] = [
     ("crossrank-onnx", "crossrank Reranker, ONNX fp32", None),
     ("crossrank-onnx-int8", "crossrank Reranker, ONNX int8", None),
 ]
-_MODULE = {  # the top-level module each peer's package provides
-    "llamaindex": "llama_index",
-    "langchain": "langchain_classic",
-    "rerankers": "rerankers",
-    "flag": "FlagEmbedding",
-}
 _BACKENDS = {  # backend, dtype
     "crossrank-torch": ("torch", "float32"),
     "crossrank-torch-bf16": ("torch", "bfloat16"),
@@ -248,12 +242,7 @@ def load_peers(args: argparse.Namespace) -> list[Peer]:
         try:
             load(peer, args.model, args.max_length)
         except ImportError as exc:
-            missing = isinstance(exc, ModuleNotFoundError) and exc.name == _MODULE.get(key)
-            peer.skipped = (
-                f"not installed ({exc}); `make bench-peers` installs it"
-                if missing
-                else f"installed but cannot be imported with this environment's packages ({exc})"
-            )
+            peer.skipped = f"cannot be imported ({exc}); `make bench-peers` installs the peers"
         except Exception as exc:  # noqa: BLE001 - any load failure becomes the peer's row note
             peer.skipped = f"could not load the model folder: {type(exc).__name__}: {exc}"
         peer.load_s = time.perf_counter() - start

@@ -52,5 +52,9 @@ def test_bench_times_every_backend_asked_for(
     assert len(rows) == 4, out
     assert sum("torch" in r for r in rows) == 2
     assert sum("onnx" in r for r in rows) == 2
+    assert main([*args, "--token-budget", "64", "--token-budget", "4096"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "rerank" in line]
+    budgets = [[cell.strip() for cell in r.split("│")][2] for r in rows]
+    assert sorted(budgets) == ["4096", "4096", "64", "64"]
     assert main([*args, "--queries", "0"]) == 1
     assert "--queries and --top-k must be positive" in capsys.readouterr().err

@@ -161,6 +161,9 @@ def load_model(
     if backend not in BACKENDS:
         msg = f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}"
         raise InvalidInputError(msg)
+    if not isinstance(compile, bool):
+        msg = f"compile must be True or False, got {compile!r}"
+        raise InvalidInputError(msg)
     if backend != "torch":
         if device not in ("auto", "cpu", None):
             msg = f"backend={backend!r} runs on the CPU; use backend='torch' for device={device!r}"
@@ -169,9 +172,6 @@ def load_model(
             msg = f"compile=True applies to backend='torch' only, not {backend!r}"
             raise InvalidInputError(msg)
         device, dtype = "cpu", "float32"
-    if not isinstance(compile, bool):
-        msg = f"compile must be True or False, got {compile!r}"
-        raise InvalidInputError(msg)
     resolved_device = resolve_device(device)
     resolved_dtype = resolve_dtype(dtype, resolved_device)
     key = (

@@ -26,7 +26,8 @@ __all__ = ["Reranker"]
 logger = logging.getLogger(__name__)
 
 # Padded tokens per CPU batch: small enough for a batch's activations to stay in cache.
-# On 2 cores at max_length 256, 4096 ran 8% faster than 8192 in fp32 and 9% in ONNX int8.
+# On 2 cores at max_length 256, torch fp32 reranked 10% faster at 4096 than at 8192 (ONNX
+# int8: within noise); `crossrank bench --token-budget 4096 --token-budget 8192` compares them.
 _CPU_TOKEN_BUDGET = 4096
 # What one more forward pass costs, in padded tokens, when choosing batch boundaries: on a
 # CPU padding dominates, on a GPU kernel launches do.

@@ -42,6 +42,12 @@ def add_parser(subparsers: Any) -> None:
         choices=_BACKENDS,
         help="engine backend; repeat to compare several (default: torch)",
     )
+    parser.add_argument(
+        "--token-budget",
+        action="append",
+        type=int,
+        help="padded tokens per batch; repeat to compare several (default: the device's)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -70,20 +76,24 @@ def run(args: argparse.Namespace) -> int:
     n_pairs = sum(len(c) for c in candidates)
 
     table = Table(title=f"{len(queries)} queries x {args.top_k} candidates ({n_pairs} pairs)")
-    for column in ("backend", "call", "p50 ms/query", "p95 ms/query", "pairs/s", "padding eff."):
+    columns = ("backend", "token budget", "call", "p50 ms/query", "p95 ms/query", "pairs/s")
+    for column in (*columns, "padding eff."):
         table.add_column(column, justify="left" if column in ("backend", "call") else "right")
     for backend in args.backend or ["torch"]:
-        with console.status(f"Loading the {backend} backend..."):
-            engine = Reranker(
-                name,
-                device=args.device,
-                max_length=args.max_length,
-                backend=backend,
-                progress_threshold=None,
-            )
-        engine.rerank(queries[0], candidates[0][:2])  # warm-up: first-call set-up costs
-        for row in _time(engine, queries, candidates):
-            table.add_row(backend, *row)
+        for budget in args.token_budget or [None]:
+            with console.status(f"Loading the {backend} backend..."):
+                engine = Reranker(
+                    name,
+                    device=args.device,
+                    max_length=args.max_length,
+                    backend=backend,
+                    token_budget=budget,
+                    progress_threshold=None,
+                )
+            engine.rerank(queries[0], candidates[0][:2])  # warm-up: first-call set-up costs
+            label = str(budget) if budget is not None else "default"
+            for row in _time(engine, queries, candidates):
+                table.add_row(backend, label, *row)
     console.print(table)
     console.print(f"Engine: {engine!r}")
     return 0

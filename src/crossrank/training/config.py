@@ -236,11 +236,11 @@ def _check_float(name: str, value: object, *, positive: bool) -> None:
 
 # The starter recipe. On a GPU: many positives, title→abstract pairs, 7 hard negatives,
 # longer inputs and several epochs, capped at 18 minutes of training. On a CPU every pair is
-# expensive (MiniLM-L6 trains at about 10 pairs/s in fp32 at 160 tokens on two cores, 25-30
-# with native bf16), so the recipe is cut to what teaches the most per pair: at most two
-# positives per query, a few title→abstract pairs, 5 hard negatives plus one in-batch negative
-# in a softmax (listwise) loss, short inputs, a high learning rate for the fresh head, no
-# dropout, two passes, and a 60-minute wall-clock budget over which the learning rate decays.
+# expensive: MiniLM-L6 trains at about 10 pairs/s in fp32 at 160 tokens on two cores, 27 with
+# native bf16 (benchmarks/train_step.py). So the recipe is cut to what teaches the most per
+# pair: at most two positives per query, a few title→abstract pairs, 5 hard negatives plus one
+# in-batch negative in a softmax (listwise) loss, short inputs, a high learning rate for the
+# fresh head, no dropout, two passes, and a 60-minute budget over which the learning rate decays.
 _STARTER_COMMON: dict[str, Any] = {
     "preset": "starter",
     "data": ("scifact:train", "nfcorpus:train"),

@@ -17,7 +17,7 @@ import time
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from crossrank.loading import cpu_has_bf16
+from crossrank.engine.loading import cpu_has_bf16
 from crossrank.paths import default_biencoder
 
 

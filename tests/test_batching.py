@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from crossrank import Reranker
-from crossrank.batching import padded_tokens, plan_batches, run_with_oom_split
+from crossrank.engine.batching import padded_tokens, plan_batches, run_with_oom_split
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -129,7 +129,7 @@ def test_cuda_token_budget_follows_free_memory(
     monkeypatch: pytest.MonkeyPatch, free_gib: float, expected: int
 ) -> None:
     """The CUDA budget is sized from free memory, within a floor and a ceiling (runs on CPU)."""
-    from crossrank.reranker import _default_budget
+    from crossrank.engine.reranker import _default_budget
 
     free = int(free_gib * 2**30)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 2 * free))

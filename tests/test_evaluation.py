@@ -19,7 +19,7 @@ from crossrank.evaluation import (
     evaluate,
 )
 from crossrank.evaluation.runs import Run, reranked_rankings
-from crossrank.fusion import fuse
+from crossrank.ranking.fusion import fuse
 from crossrank.retrieval import SearchHit
 from crossrank.types import FusionMethod, RerankResult
 
@@ -304,4 +304,4 @@ def test_truncation_is_summarised_once_for_the_whole_run(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.name for r in warnings] == ["crossrank.evaluation.runner"]
     assert f"{cut} of {n} reranked documents" in warnings[0].message
-    assert logging.getLogger("crossrank.reranker").level == logging.NOTSET  # restored
+    assert logging.getLogger("crossrank.engine.reranker").level == logging.NOTSET  # restored

@@ -10,9 +10,9 @@ import torch
 
 import crossrank
 from crossrank import InvalidInputError, InvalidModelError, ModelNotFoundError, Reranker
+from crossrank.engine.loading import cpu_has_bf16, load_model, resolve_device, resolve_dtype
+from crossrank.engine.resolve import DEFAULT_HUB_RERANKER, resolve_reranker, starter_model_dir
 from crossrank.errors import MissingExtraError
-from crossrank.loading import cpu_has_bf16, load_model, resolve_device, resolve_dtype
-from crossrank.models import DEFAULT_HUB_RERANKER, resolve_reranker, starter_model_dir
 from crossrank.testing import build_tiny_cross_encoder
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from crossrank import InvalidInputError, Reranker
-from crossrank.loading import clear_registry
-from crossrank.onnx_backend import OnnxRunner, export_dir
+from crossrank.engine.loading import clear_registry
+from crossrank.engine.onnx_backend import OnnxRunner, export_dir
 from crossrank.testing import build_tiny_cross_encoder
 
 pytest.importorskip("onnxruntime")

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
+from crossrank.engine.pairs import PairTemplate, plan_pairs, window_starts
 from crossrank.errors import DocumentTooLongError
-from crossrank.pairs import PairTemplate, plan_pairs, window_starts
 
 
 def _tokenizer(folder: Path) -> Tokenizer:

@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 
 from crossrank import Reranker
 from crossrank.data import Collection, load_beir
-from crossrank.pairs import plan_pairs
+from crossrank.engine.pairs import plan_pairs
 
 pytestmark = pytest.mark.slow
 

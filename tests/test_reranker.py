@@ -121,7 +121,10 @@ def test_top_n_and_min_score(reranker: Reranker) -> None:
         ({"query": "q", "documents": ["a"], "top_n": 0}, "top_n must be a positive integer"),
         ({"query": "q", "documents": ["a"], "top_n": True}, "top_n must be a positive integer"),
         ({"query": "q", "documents": ["a"], "fusion": "rrf"}, "needs retrieval_scores"),
-        ({"query": "q", "documents": ["a"], "retrieval_scores": [1, 2]}, "one number per document"),
+        (
+            {"query": "q", "documents": ["a"], "retrieval_scores": [1, 2]},
+            "one first-stage score per document",
+        ),
         (
             {"query": "q", "documents": ["a"], "retrieval_scores": [1.0], "fusion": "max"},
             "fusion must be one of",
@@ -205,7 +208,7 @@ def test_chunking_scores_every_window(tiny_model: Path) -> None:
     assert result.truncated is False
     assert result.n_windows > 1
     # Every window scored on its own: the max over them is the chunked score.
-    from crossrank.pairs import plan_pairs
+    from crossrank.engine.pairs import plan_pairs
 
     loaded = chunked._loaded
     windows, _, _ = plan_pairs(

@@ -129,7 +129,7 @@ def test_training_lowers_the_loss_and_beats_the_untrained_model(trained: Any) ->
 def test_saved_model_loads_in_crossencoder_and_reranker(trained: Any) -> None:
     from sentence_transformers import CrossEncoder
 
-    from crossrank.reranker import Reranker
+    from crossrank.engine.reranker import Reranker
 
     pairs = [("what gene", "yes the gene of it"), ("what gene", "no the gene of it")]
     expected = CrossEncoder(str(trained.output), device="cpu").predict(pairs)
@@ -170,10 +170,10 @@ def test_bf16_on_cpu_trains_and_saves_fp32_weights(
 def test_bf16_default_follows_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
     from crossrank.training import trainer
 
-    monkeypatch.setattr("crossrank.loading.cpu_has_bf16", lambda *a: True)
+    monkeypatch.setattr("crossrank.engine.loading.cpu_has_bf16", lambda *a: True)
     assert trainer._use_bf16(None, "cpu") is True
     assert trainer._use_bf16(False, "cpu") is False
-    monkeypatch.setattr("crossrank.loading.cpu_has_bf16", lambda *a: False)
+    monkeypatch.setattr("crossrank.engine.loading.cpu_has_bf16", lambda *a: False)
     assert trainer._use_bf16(None, "cpu") is False
     assert trainer._use_bf16(True, "cpu") is True  # honoured, with a warning that it is slow
     assert trainer._use_bf16(None, "mps") is False
@@ -200,7 +200,7 @@ def test_card_and_json_describe_the_run(trained: Any, toy: Path) -> None:
 def test_starter_output_is_where_resolution_looks(trained: Any, cache: Path) -> None:
     import shutil
 
-    from crossrank.models import resolve_reranker, starter_model_dir
+    from crossrank.engine.resolve import resolve_reranker, starter_model_dir
     from crossrank.training import output_dir
 
     config = preset_config("starter", gpu=False)

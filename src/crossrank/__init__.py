@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 # Public names that live in modules with heavy imports: name -> module.
 _LAZY = {
-    "Reranker": "crossrank.reranker",
+    "Reranker": "crossrank.engine.reranker",
     "Collection": "crossrank.data",
     "Document": "crossrank.data",
     "Query": "crossrank.data",
@@ -42,8 +42,8 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from crossrank.data import Collection, Document, Query, load_beir
+    from crossrank.engine.reranker import Reranker
     from crossrank.evaluation import EvaluationReport, evaluate
-    from crossrank.reranker import Reranker
     from crossrank.retrieval import DenseRetriever, SearchHit
     from crossrank.training import TrainConfig, TrainResult, train
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from crossrank.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from crossrank.reranker import Reranker
+    from crossrank.engine.reranker import Reranker
 
 __all__ = ["build_reranker", "refuse_engine_and_options"]
 
@@ -31,7 +31,7 @@ def refuse_engine_and_options(injected: object, options_set: Sequence[str], fiel
 def build_reranker(explicit: Mapping[str, Any], reranker_kwargs: Mapping[str, Any]) -> Reranker:
     """A :class:`~crossrank.Reranker` from an adapter's explicit options (``model`` and keyword
     arguments) plus ``reranker_kwargs``, whose names are checked against the engine's own."""
-    from crossrank.reranker import Reranker
+    from crossrank.engine.reranker import Reranker
 
     allowed = set(inspect.signature(Reranker).parameters) - set(explicit)
     unknown = sorted(set(reranker_kwargs) - allowed)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import string
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from crossrank.fusion import fuse
-from crossrank.types import FusionMethod, RerankResult
+from crossrank.ranking.results import RankOptions, rank_results
+from crossrank.types import RankArgs, RerankResult
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "FakeReranker",
@@ -46,8 +49,8 @@ def skip_gpu_tests_without_cuda(items: Sequence[Any]) -> None:
 class FakeReranker:
     """A deterministic :class:`~crossrank.SupportsRerank`: a document's score is how many of
     the query's words it contains, minus a thousandth of its length (so ties are rare). It
-    follows the engine's contract for ``top_n``, fusion and ``min_score`` and records every
-    call in ``calls``."""
+    ranks exactly as the engine does (:func:`crossrank.ranking.rank_results`) and records
+    every call in ``calls``."""
 
     model_name = "fake-cross-encoder"
 
@@ -64,64 +67,35 @@ class FakeReranker:
         query: str,
         documents: Sequence[str],
         *,
-        top_n: int | None = None,
         retrieval_scores: Sequence[float] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
+        **options: Unpack[RankArgs],
     ) -> list[RerankResult]:
+        opts = RankOptions.parse(options)
+        dense = opts.check_request(retrieval_scores, len(documents))
         self.calls.append(
             {
                 "method": "rerank",
                 "query": query,
                 "documents": list(documents),
-                "top_n": top_n,
                 "retrieval_scores": retrieval_scores,
-                "fusion": fusion,
-                "alpha": alpha,
-                "min_score": min_score,
+                "top_n": opts.top_n,
+                "fusion": opts.fusion,
+                "alpha": opts.alpha,
+                "min_score": opts.min_score,
             }
         )
-        rerank = [self.score(query, d) for d in documents]
-        final = rerank
-        if fusion is not None and retrieval_scores is not None:
-            final = fuse(rerank, retrieval_scores, fusion, alpha)
-        order = sorted(range(len(documents)), key=lambda i: (-final[i], i))
-        results = [
-            RerankResult(
-                index=i,
-                score=final[i],
-                rerank_score=rerank[i],
-                retrieval_score=None if retrieval_scores is None else retrieval_scores[i],
-                truncated=False,
-                n_windows=1,
-                document=documents[i],
-            )
-            for i in order
-            if min_score is None or final[i] >= min_score
-        ]
-        return results if top_n is None else results[:top_n]
+        scores = [self.score(query, d) for d in documents]
+        return rank_results(documents, scores, opts, retrieval_scores=dense)
 
     async def arerank(
         self,
         query: str,
         documents: Sequence[str],
         *,
-        top_n: int | None = None,
         retrieval_scores: Sequence[float] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
+        **options: Unpack[RankArgs],
     ) -> list[RerankResult]:
-        results = self.rerank(
-            query,
-            documents,
-            top_n=top_n,
-            retrieval_scores=retrieval_scores,
-            fusion=fusion,
-            alpha=alpha,
-            min_score=min_score,
-        )
+        results = self.rerank(query, documents, retrieval_scores=retrieval_scores, **options)
         self.calls[-1]["method"] = "arerank"
         return results
 

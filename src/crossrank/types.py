@@ -4,11 +4,67 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, get_args, runtime_checkable
 
-__all__ = ["FusionMethod", "RerankResult", "SupportsRerank", "SupportsScorePairs"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "AGGREGATES",
+    "FUSION_METHODS",
+    "OVERFLOWS",
+    "Aggregate",
+    "DocRead",
+    "FusionMethod",
+    "Overflow",
+    "RankArgs",
+    "RerankResult",
+    "SupportsRerank",
+    "SupportsScorePairs",
+]
 
 FusionMethod = Literal["weighted", "rrf"]
+#: What happens to a document that does not fit beside the query: cut, windows, or an error.
+Overflow = Literal["truncate", "chunk", "error"]
+#: How the scores of a chunked document's windows combine.
+Aggregate = Literal["max", "first", "mean"]
+FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
+OVERFLOWS: tuple[str, ...] = get_args(Overflow)
+AGGREGATES: tuple[str, ...] = get_args(Aggregate)
+
+
+class RankArgs(TypedDict, total=False):
+    """The ranking options every ``rerank``-like method takes as keywords.
+
+    Keys:
+        top_n: keep the best ``top_n`` results (``None``: all).
+        fusion: combine the cross-encoder with ``retrieval_scores``: ``"weighted"``
+            (``alpha * minmax(rerank) + (1 - alpha) * minmax(retrieval)``) or ``"rrf"``.
+        alpha: weight of the cross-encoder in ``"weighted"`` fusion, in [0, 1] (default 1).
+        min_score: drop results whose final score is below this.
+    """
+
+    top_n: int | None
+    fusion: FusionMethod | None
+    alpha: float
+    min_score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DocRead:
+    """How the model read one document.
+
+    Attributes:
+        truncated: part of the document was not read.
+        n_windows: how many windows were scored (1 unless chunking).
+        span: ``(start, end)`` character offsets in the document of the text that decided
+            the score: the best window of a chunked document, the kept head of a truncated
+            one, the whole text otherwise; ``None`` when unknown.
+    """
+
+    truncated: bool
+    n_windows: int
+    span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +81,9 @@ class RerankResult:
         truncated: True when part of the document was not read by the model.
         n_windows: how many windows of the document were scored (1 unless chunking).
         document: the document text as given.
+        span: ``(start, end)`` character offsets of the text that decided the score (the
+            best window of a chunked document, the kept head of a truncated one), or
+            ``None`` when the reranker does not know.
     """
 
     index: int
@@ -34,6 +93,7 @@ class RerankResult:
     truncated: bool
     n_windows: int
     document: str
+    span: tuple[int, int] | None = None
 
 
 @runtime_checkable
@@ -53,11 +113,8 @@ class SupportsRerank(Protocol):
         query: str,
         documents: Sequence[str],
         *,
-        top_n: int | None = None,
         retrieval_scores: Sequence[float] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
+        **options: Unpack[RankArgs],
     ) -> list[RerankResult]: ...
 
     async def arerank(
@@ -65,9 +122,6 @@ class SupportsRerank(Protocol):
         query: str,
         documents: Sequence[str],
         *,
-        top_n: int | None = None,
         retrieval_scores: Sequence[float] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
+        **options: Unpack[RankArgs],
     ) -> list[RerankResult]: ...

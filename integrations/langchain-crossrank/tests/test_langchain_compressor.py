@@ -16,7 +16,7 @@ from langchain_crossrank import RELEVANCE_SCORE_KEY, RERANK_EVENT, CrossrankRera
 from pydantic import ValidationError
 
 from crossrank import InvalidInputError, Reranker
-from crossrank.fusion import fuse
+from crossrank.ranking.fusion import fuse
 
 QUERY = "does vitamin d lower the risk of cancer"
 

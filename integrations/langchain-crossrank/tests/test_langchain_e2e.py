@@ -17,7 +17,7 @@ from langchain_crossrank import (
 )
 
 from crossrank import Reranker
-from crossrank.fusion import fuse
+from crossrank.ranking.fusion import fuse
 
 pytestmark = pytest.mark.slow
 

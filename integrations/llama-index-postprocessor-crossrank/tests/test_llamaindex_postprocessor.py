@@ -23,7 +23,7 @@ from llama_index.postprocessor.crossrank import RETRIEVAL_SCORE_KEY, CrossrankRe
 from pydantic import Field, ValidationError
 
 from crossrank import InvalidInputError, Reranker
-from crossrank.fusion import fuse
+from crossrank.ranking.fusion import fuse
 
 QUERY = "does vitamin d lower the risk of cancer"
 TEXTS = [

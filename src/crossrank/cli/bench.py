@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from crossrank.reranker import Reranker
+    from crossrank.engine.reranker import Reranker
 
 __all__ = ["add_parser", "run"]
 
@@ -56,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from crossrank.data import load_beir, resolve_collection
+    from crossrank.engine.reranker import Reranker
+    from crossrank.engine.resolve import resolve_reranker
     from crossrank.errors import InvalidInputError
-    from crossrank.models import resolve_reranker
-    from crossrank.reranker import Reranker
     from crossrank.retrieval.cache import cached_retriever
 
     if args.queries < 1 or args.top_k < 1:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from crossrank.data import Collection
-    from crossrank.reranker import Reranker
+    from crossrank.engine.reranker import Reranker
     from crossrank.retrieval import DenseRetriever
 
 __all__ = ["add_parser", "run"]
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from crossrank.data import load_beir, resolve_collection
-    from crossrank.models import resolve_reranker
+    from crossrank.engine.resolve import resolve_reranker
     from crossrank.retrieval.cache import cached_retriever
 
     console = Console()
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     reranker = None
     if reranker_name is not None:
-        from crossrank.reranker import Reranker
+        from crossrank.engine.reranker import Reranker
 
         started = time.perf_counter()
         reranker = Reranker(

@@ -117,8 +117,8 @@ def _retriever(args: argparse.Namespace, collection: Any, progress: bool | None)
 
 def run(args: argparse.Namespace) -> int:
     from crossrank.data import load_beir
+    from crossrank.engine.reranker import Reranker
     from crossrank.evaluation import evaluate
-    from crossrank.reranker import Reranker
 
     if args.top_n > args.top_k:
         msg = f"--top-n {args.top_n} exceeds --top-k {args.top_k}; rerank at most what is retrieved"

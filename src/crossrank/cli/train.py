@@ -158,7 +158,7 @@ def _say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crossrank.loading import resolve_device
+    from crossrank.engine.loading import resolve_device
     from crossrank.training import output_dir, train
 
     device = resolve_device(args.device or "auto")

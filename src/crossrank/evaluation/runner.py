@@ -147,7 +147,7 @@ def evaluate(
     total_ms: list[float] = []
     pairs, rerank_seconds, truncated = 0, 0.0, 0
     # The engine warns about truncation once per call; here one summary for the run says it.
-    engine_log = logging.getLogger("crossrank.reranker")
+    engine_log = logging.getLogger("crossrank.engine.reranker")
     level = engine_log.level
     engine_log.setLevel(logging.ERROR)
     try:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from crossrank.errors import DataError
+from crossrank.fingerprint import fingerprint_folder
 from crossrank.paths import DEFAULT_BIENCODER_NAME, default_biencoder
 
 __all__ = ["ModelIdentity", "model_identity", "resolve_biencoder"]
 
 _MINILM_ALIASES = frozenset({"all-minilm-l6-v2", DEFAULT_BIENCODER_NAME.lower()})
-_WHOLE_FILE_LIMIT = 256 * 1024 * 1024
-_SAMPLE = 8 * 1024 * 1024
 
 
 def resolve_biencoder(model: str | os.PathLike[str] | None = None) -> str:
@@ -46,35 +44,11 @@ def _display_name(source: str) -> str:
     return path.name
 
 
-def _hash_file(digest: Any, file: Path) -> None:
-    size = file.stat().st_size
-    digest.update(f"{size}\0".encode())
-    with file.open("rb") as handle:
-        if size <= _WHOLE_FILE_LIMIT:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-            return
-        digest.update(handle.read(_SAMPLE))
-        handle.seek(size - _SAMPLE)
-        digest.update(handle.read(_SAMPLE))
-
-
 def _fingerprint_folder(folder: Path) -> str:
-    digest = hashlib.sha256()
-    files = sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.name.lower() != "readme.md"
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-    if not files:
+    if not any(p.is_file() for p in folder.rglob("*")):
         msg = f"model folder {folder} holds no files; pass a sentence-transformers model folder"
         raise DataError(msg)
-    for file in files:
-        digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
-        _hash_file(digest, file)
-    return digest.hexdigest()
+    return fingerprint_folder(folder)
 
 
 @dataclass(frozen=True, slots=True)

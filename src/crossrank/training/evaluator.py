@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from crossrank.fusion import fuse
-from crossrank.types import FusionMethod, RerankResult
+from crossrank.ranking.results import RankOptions, rank_results
+from crossrank.types import RankArgs, RerankResult
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from crossrank.data import Collection
     from crossrank.evaluation import EvaluationReport, SupportsSearch
 
@@ -64,14 +66,12 @@ class ModelReranker:
         queries: Sequence[str],
         documents_per_query: Sequence[Sequence[str]],
         *,
-        top_n: int | None = None,
         retrieval_scores: Sequence[Sequence[float]] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
+        **options: Unpack[RankArgs],
     ) -> list[list[RerankResult]]:
         import torch
 
+        opts = RankOptions.parse(options)
         pairs = [(q, d) for q, docs in zip(queries, documents_per_query, strict=True) for d in docs]
         was_training = bool(self._model.training)
         try:
@@ -90,25 +90,10 @@ class ModelReranker:
         for i, docs in enumerate(documents_per_query):
             scores = flat[start : start + len(docs)]
             start += len(docs)
-            dense = None if retrieval_scores is None else [float(x) for x in retrieval_scores[i]]
-            final = (
-                scores if fusion is None or dense is None else fuse(scores, dense, fusion, alpha)
+            dense = opts.check_request(
+                None if retrieval_scores is None else retrieval_scores[i], len(docs)
             )
-            order = sorted(range(len(docs)), key=lambda j: (-final[j], j))
-            results = [
-                RerankResult(
-                    index=j,
-                    score=float(final[j]),
-                    rerank_score=scores[j],
-                    retrieval_score=None if dense is None else dense[j],
-                    truncated=False,
-                    n_windows=1,
-                    document=docs[j],
-                )
-                for j in order
-                if min_score is None or final[j] >= min_score
-            ]
-            out.append(results if top_n is None else results[:top_n])
+            out.append(rank_results(docs, scores, opts, retrieval_scores=dense))
         return out
 
 

@@ -74,8 +74,8 @@ class TrainResult:
 
 def output_dir(config: TrainConfig) -> Path:
     """``config.output``; else the starter slot for the starter preset (where
-    :func:`crossrank.models.resolve_reranker` looks); else ``<cache>/models/<name>``."""
-    from crossrank.models import starter_model_dir
+    :func:`crossrank.engine.resolve.resolve_reranker` looks); else ``<cache>/models/<name>``."""
+    from crossrank.engine.resolve import starter_model_dir
     from crossrank.paths import cache_dir
 
     if config.output is not None:
@@ -93,7 +93,7 @@ def _use_bf16(asked: bool | None, device: str) -> bool:
     (where it trains about twice as fast as fp32); weights and the optimizer stay fp32."""
     import torch
 
-    from crossrank.loading import cpu_has_bf16
+    from crossrank.engine.loading import cpu_has_bf16
 
     if device.startswith("cuda"):
         supported = bool(torch.cuda.is_bf16_supported())
@@ -215,8 +215,8 @@ def _evaluate_saved(
     config: TrainConfig, output: Path, device: str, prepared: Prepared
 ) -> dict[str, dict[str, Any]]:
     from crossrank.data import load_beir
-    from crossrank.loading import clear_registry
-    from crossrank.reranker import Reranker
+    from crossrank.engine.loading import clear_registry
+    from crossrank.engine.reranker import Reranker
     from crossrank.training.evaluator import DevSet
 
     clear_registry()  # the folder may hold a model loaded earlier in this process
@@ -265,7 +265,7 @@ def train(config: TrainConfig) -> TrainResult:
 def _train(config: TrainConfig) -> TrainResult:
     from transformers import set_seed
 
-    from crossrank.loading import resolve_device
+    from crossrank.engine.loading import resolve_device
     from crossrank.paths import default_biencoder
     from crossrank.training.callbacks import (
         BestCheckpointCallback,

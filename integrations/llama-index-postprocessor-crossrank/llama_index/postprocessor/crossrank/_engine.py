@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from crossrank.adapters import build_reranker, refuse_engine_and_options
 
 if TYPE_CHECKING:
-    from crossrank.reranker import Reranker
+    from crossrank.engine.reranker import Reranker
 
 __all__ = ["EngineOptions"]
 

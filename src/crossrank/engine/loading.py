@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from crossrank.engine.pairs import PairTemplate
 from crossrank.errors import InvalidInputError, InvalidModelError, ModelNotFoundError
-from crossrank.pairs import PairTemplate
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -264,7 +264,7 @@ def _load(
     if backend == "torch":
         runner = _TorchRunner(cross_encoder.model, device, compile=compile)
     else:
-        from crossrank.onnx_backend import OnnxRunner, exported_model
+        from crossrank.engine.onnx_backend import OnnxRunner, exported_model
 
         onnx_path = exported_model(cross_encoder.model, identity, quantize=backend == "onnx-int8")
         runner = OnnxRunner(onnx_path, num_threads=num_threads)

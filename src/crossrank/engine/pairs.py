@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from crossrank.errors import DocumentTooLongError, InvalidModelError
+from crossrank.types import Overflow
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["DocPlan", "Overflow", "PairTemplate", "Window", "plan_pairs"]
 
 logger = logging.getLogger(__name__)
-
-Overflow = Literal["truncate", "chunk", "error"]
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,18 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from crossrank.aio import Coalescer
-from crossrank.cache import CacheStats
+from crossrank.engine.aio import Coalescer
+from crossrank.engine.loading import Activation, Backend, load_model
+from crossrank.engine.resolve import resolve_reranker
+from crossrank.engine.score_cache import CacheStats
+from crossrank.engine.scoring import DocScore, PairScorer, ScoringStats
 from crossrank.errors import InvalidInputError
-from crossrank.fusion import fuse
-from crossrank.loading import Activation, Backend, load_model
-from crossrank.models import resolve_reranker
-from crossrank.pairs import Overflow
-from crossrank.scoring import Aggregate, DocScore, PairScorer, ScoringStats
-from crossrank.types import FusionMethod, RerankResult
+from crossrank.ranking.results import RankOptions, check_choice, check_positive_int, rank_results
+from crossrank.types import AGGREGATES, OVERFLOWS, Aggregate, Overflow, RankArgs, RerankResult
 
 if TYPE_CHECKING:
     import torch
+    from typing_extensions import Unpack
 
 __all__ = ["Reranker"]
 
@@ -33,8 +33,6 @@ _CPU_TOKEN_BUDGET = 4096
 # CPU padding dominates, on a GPU kernel launches do.
 _CPU_BATCH_OVERHEAD = 32
 _CUDA_BATCH_OVERHEAD = 4096
-_OVERFLOWS = ("truncate", "chunk", "error")
-_AGGREGATES = ("max", "first", "mean")
 _ACTIVATIONS = ("auto", "raw", "sigmoid")
 _Request = tuple[str, Sequence[str]]
 
@@ -44,19 +42,6 @@ def _sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
-
-
-def _choice(name: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        msg = f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}"
-        raise InvalidInputError(msg)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        msg = f"{name} must be a positive integer, got {value!r}"
-        raise InvalidInputError(msg)
-    return value
 
 
 class Reranker:
@@ -114,9 +99,9 @@ class Reranker:
         model_kwargs: Mapping[str, Any] | None = None,
         tokenizer_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
-        _choice("overflow", overflow, _OVERFLOWS)
-        _choice("aggregate", aggregate, _AGGREGATES)
-        _choice("activation", activation, _ACTIVATIONS)
+        check_choice("overflow", overflow, OVERFLOWS)
+        check_choice("aggregate", aggregate, AGGREGATES)
+        check_choice("activation", activation, _ACTIVATIONS)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             msg = f"cache_size must be a non-negative integer, got {cache_size!r}"
             raise InvalidInputError(msg)
@@ -134,7 +119,7 @@ class Reranker:
             compile=compile,
         )
         self._loaded = loaded
-        length = _positive_int("max_length", max_length or loaded.default_max_length)
+        length = check_positive_int("max_length", max_length or loaded.default_max_length)
         if length > loaded.model_max_length:
             msg = (
                 f"max_length={length} exceeds what model {name!r} supports "
@@ -142,7 +127,7 @@ class Reranker:
             )
             raise InvalidInputError(msg)
         room = length - loaded.template.n_special - 1
-        q_max = _positive_int("query_max_tokens", query_max_tokens or max(1, length // 4))
+        q_max = check_positive_int("query_max_tokens", query_max_tokens or max(1, length // 4))
         if q_max > room:
             msg = (
                 f"query_max_tokens={q_max} leaves no room for the document within "
@@ -153,7 +138,7 @@ class Reranker:
         if stride is not None and (isinstance(stride, bool) or not 0 <= stride < doc_budget):
             msg = f"stride must be between 0 and {doc_budget - 1} tokens, got {stride!r}"
             raise InvalidInputError(msg)
-        budget = _positive_int("token_budget", token_budget or _default_budget(loaded.device))
+        budget = check_positive_int("token_budget", token_budget or _default_budget(loaded.device))
         self.activation: Activation = loaded.activation if activation == "auto" else activation  # type: ignore[assignment]
         self._scorer = PairScorer(
             loaded,
@@ -163,7 +148,7 @@ class Reranker:
             stride=stride,
             aggregate=aggregate,
             token_budget=max(budget, length),
-            max_batch_size=_positive_int("max_batch_size", max_batch_size),
+            max_batch_size=check_positive_int("max_batch_size", max_batch_size),
             batch_overhead=(
                 _CUDA_BATCH_OVERHEAD if loaded.device.startswith("cuda") else _CPU_BATCH_OVERHEAD
             ),
@@ -229,69 +214,63 @@ class Reranker:
         query: str,
         documents: Sequence[str],
         *,
-        top_n: int | None = None,
         retrieval_scores: Sequence[float] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
+        **options: Unpack[RankArgs],
     ) -> list[RerankResult]:
-        """Return the documents as :class:`RerankResult` objects, best first."""
+        """Return the documents as :class:`RerankResult` objects, best first.
+
+        Options (:class:`~crossrank.types.RankArgs`): ``top_n``, ``fusion`` with
+        ``retrieval_scores``, ``alpha``, ``min_score``. Every argument is checked before the
+        model runs.
+
+        >>> reranker.rerank("is coffee bad for you?", docs, top_n=3)  # doctest: +SKIP
+        """
+        opts = RankOptions.parse(options)
         docs = _check_request(query, documents)
-        _check_options(top_n, retrieval_scores, len(docs), fusion, min_score)
+        dense = opts.check_request(retrieval_scores, len(docs))
         (scores,) = self._score([(query, docs)])
-        return self._finish(docs, scores, top_n, retrieval_scores, fusion, alpha, min_score)
+        return self._finish(docs, scores, dense, opts)
 
     async def arerank(
         self,
         query: str,
         documents: Sequence[str],
         *,
-        top_n: int | None = None,
         retrieval_scores: Sequence[float] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
+        **options: Unpack[RankArgs],
     ) -> list[RerankResult]:
         """:meth:`rerank` without blocking the event loop; concurrent calls share batches."""
+        opts = RankOptions.parse(options)
         docs = _check_request(query, documents)
-        _check_options(top_n, retrieval_scores, len(docs), fusion, min_score)
+        dense = opts.check_request(retrieval_scores, len(docs))
         scores = await self._coalescer.submit((query, docs)) if docs else []
         self._warn_truncation([scores])
-        return self._finish(docs, scores, top_n, retrieval_scores, fusion, alpha, min_score)
+        return self._finish(docs, scores, dense, opts)
 
     def rerank_many(
         self,
         queries: Sequence[str],
         documents_per_query: Sequence[Sequence[str]],
         *,
-        top_n: int | None = None,
         retrieval_scores: Sequence[Sequence[float]] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
+        **options: Unpack[RankArgs],
     ) -> list[list[RerankResult]]:
         """Rerank several queries in one length-sorted pass over all their pairs."""
-        if isinstance(queries, str) or len(queries) != len(documents_per_query):
-            msg = "queries and documents_per_query must be lists of the same length"
-            raise InvalidInputError(msg)
-        if retrieval_scores is not None and len(retrieval_scores) != len(queries):
-            msg = "retrieval_scores must hold one list of scores per query"
-            raise InvalidInputError(msg)
+        opts = RankOptions.parse(options)
+        queries, documents_per_query = _as_lists(queries, documents_per_query)
+        if retrieval_scores is not None:
+            retrieval_scores = _as_list(retrieval_scores, "retrieval_scores")
+            if len(retrieval_scores) != len(queries):
+                msg = "retrieval_scores must hold one list of scores per query"
+                raise InvalidInputError(msg)
         requests = [_check_request(q, d) for q, d in zip(queries, documents_per_query, strict=True)]
-        for i, docs in enumerate(requests):
-            dense = None if retrieval_scores is None else retrieval_scores[i]
-            _check_options(top_n, dense, len(docs), fusion, min_score)
+        dense = [
+            opts.check_request(None if retrieval_scores is None else retrieval_scores[i], len(d))
+            for i, d in enumerate(requests)
+        ]
         scored = self._score(list(zip(queries, requests, strict=True)))
         return [
-            self._finish(
-                docs,
-                scores,
-                top_n,
-                None if retrieval_scores is None else retrieval_scores[i],
-                fusion,
-                alpha,
-                min_score,
-            )
+            self._finish(docs, scores, dense[i], opts)
             for i, (docs, scores) in enumerate(zip(requests, scored, strict=True))
         ]
 
@@ -344,30 +323,16 @@ class Reranker:
         self,
         docs: list[str],
         scores: Sequence[DocScore],
-        top_n: int | None,
-        retrieval_scores: Sequence[float] | None,
-        fusion: FusionMethod | None,
-        alpha: float,
-        min_score: float | None,
+        dense: list[float] | None,
+        options: RankOptions,
     ) -> list[RerankResult]:
-        rerank = [self._activate(s.logit) for s in scores]
-        dense = None if retrieval_scores is None else [float(x) for x in retrieval_scores]
-        final = rerank if fusion is None or dense is None else fuse(rerank, dense, fusion, alpha)
-        order = sorted(range(len(docs)), key=lambda i: (-final[i], i))
-        results = [
-            RerankResult(
-                index=i,
-                score=float(final[i]),
-                rerank_score=rerank[i],
-                retrieval_score=None if dense is None else dense[i],
-                truncated=scores[i].truncated,
-                n_windows=scores[i].n_windows,
-                document=docs[i],
-            )
-            for i in order
-            if min_score is None or final[i] >= min_score
-        ]
-        return results if top_n is None else results[:top_n]
+        return rank_results(
+            docs,
+            [self._activate(s.logit) for s in scores],
+            options,
+            retrieval_scores=dense,
+            reads=[s.read for s in scores],
+        )
 
 
 def _default_budget(device: str) -> int:
@@ -397,33 +362,29 @@ def _check_request(query: object, documents: object) -> list[str]:
     return list(documents)
 
 
-def _check_options(
-    top_n: int | None,
-    retrieval_scores: Sequence[float] | None,
-    n_docs: int,
-    fusion: FusionMethod | None,
-    min_score: float | None,
-) -> None:
-    if top_n is not None:
-        _positive_int("top_n", top_n)
-    if fusion is not None:
-        _choice("fusion", fusion, ("weighted", "rrf"))
-        if retrieval_scores is None:
-            msg = f"fusion={fusion!r} needs retrieval_scores (one first-stage score per document)"
-            raise InvalidInputError(msg)
-    if retrieval_scores is not None:
-        if isinstance(retrieval_scores, str) or len(retrieval_scores) != n_docs:
-            msg = f"retrieval_scores must hold one number per document ({n_docs})"
-            raise InvalidInputError(msg)
-        for i, value in enumerate(retrieval_scores):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                msg = f"retrieval score {i} must be a number, got {type(value).__name__}"
-                raise InvalidInputError(msg)
-    if min_score is not None and (
-        isinstance(min_score, bool) or not isinstance(min_score, int | float)
-    ):
-        msg = f"min_score must be a number, got {min_score!r}"
+def _as_list(value: object, name: str) -> list[Any]:
+    if isinstance(value, str | bytes | Mapping):
+        msg = f"{name} must be a list, got {type(value).__name__}"
         raise InvalidInputError(msg)
+    try:
+        items: list[Any] = list(value)  # type: ignore[call-overload]
+    except TypeError:
+        msg = f"{name} must be a list, got {type(value).__name__}"
+        raise InvalidInputError(msg) from None
+    return items
+
+
+def _as_lists(queries: object, documents_per_query: object) -> tuple[list[Any], list[Any]]:
+    """``rerank_many``'s two parallel inputs as lists (generators and tuples are accepted)."""
+    qs = _as_list(queries, "queries")
+    docs = _as_list(documents_per_query, "documents_per_query")
+    if len(qs) != len(docs):
+        msg = (
+            f"queries ({len(qs)}) and documents_per_query ({len(docs)}) must have the same "
+            "length: one list of documents per query"
+        )
+        raise InvalidInputError(msg)
+    return qs, docs
 
 
 def _group_pairs(pairs: Sequence[tuple[str, str]]) -> tuple[list[_Request], list[tuple[int, int]]]:

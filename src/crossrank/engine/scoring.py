@@ -10,21 +10,22 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from crossrank.batching import plan_batches, run_with_oom_split
-from crossrank.cache import ScoreCache, text_key
+from crossrank.engine.batching import plan_batches, run_with_oom_split
+from crossrank.engine.pairs import Window, plan_pairs
+from crossrank.engine.score_cache import ScoreCache
 from crossrank.errors import CrossrankError, NonFiniteScoreError
-from crossrank.pairs import Overflow, Window, plan_pairs
+from crossrank.fingerprint import text_key
+from crossrank.types import Aggregate, DocRead, Overflow
 
 if TYPE_CHECKING:
-    from crossrank.loading import LoadedModel
+    from crossrank.engine.loading import LoadedModel
 
 __all__ = ["Aggregate", "DocScore", "PairScorer", "ScoringStats"]
 
 logger = logging.getLogger(__name__)
 
-Aggregate = Literal["max", "first", "mean"]
 Request = tuple[str, Sequence[str]]
 
 
@@ -35,6 +36,11 @@ class DocScore:
     logit: float
     truncated: bool
     n_windows: int
+    span: tuple[int, int] | None = None
+
+    @property
+    def read(self) -> DocRead:
+        return DocRead(self.truncated, self.n_windows, self.span)
 
 
 @dataclass

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["CacheStats", "ScoreCache", "text_key"]
+__all__ = ["CacheStats", "ScoreCache"]
 
 V = TypeVar("V")
-
-
-def text_key(text: str) -> bytes:
-    """A short, collision-resistant digest of a text."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
 @dataclass(frozen=True)

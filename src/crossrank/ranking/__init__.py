@@ -1,0 +1,28 @@
+"""From scores to what the caller uses: ranked results, fusion with first-stage scores."""
+
+from __future__ import annotations
+
+from crossrank.ranking.fusion import fuse, minmax, rank_positions, rrf
+from crossrank.ranking.results import (
+    RankOptions,
+    check_choice,
+    check_positive_int,
+    check_real,
+    check_retrieval_scores,
+    rank_results,
+)
+from crossrank.types import RankArgs
+
+__all__ = [
+    "RankArgs",
+    "RankOptions",
+    "check_choice",
+    "check_positive_int",
+    "check_real",
+    "check_retrieval_scores",
+    "fuse",
+    "minmax",
+    "rank_positions",
+    "rank_results",
+    "rrf",
+]

@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from crossrank import Reranker
-from crossrank.engine.batching import padded_tokens, plan_batches, run_with_oom_split
+from crossrank.engine.batching import BatchPolicy, plan_batches, run_with_oom_split
+
+
+def padded_tokens(lengths: list[int], batches: list[list[int]]) -> int:
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -129,12 +133,11 @@ def test_cuda_token_budget_follows_free_memory(
     monkeypatch: pytest.MonkeyPatch, free_gib: float, expected: int
 ) -> None:
     """The CUDA budget is sized from free memory, within a floor and a ceiling (runs on CPU)."""
-    from crossrank.engine.reranker import _default_budget
-
     free = int(free_gib * 2**30)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 2 * free))
-    assert _default_budget("cuda:0") == expected
-    assert _default_budget("cpu") < 16_384  # CPU batches stay small (cache-sized)
+    assert BatchPolicy.for_device("cuda:0", max_length=512).token_budget == expected
+    # CPU batches stay small (cache-sized)
+    assert BatchPolicy.for_device("cpu", max_length=512).token_budget < 16_384
 
 
 @pytest.mark.gpu

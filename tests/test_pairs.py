@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer
 
-from crossrank.engine.pairs import PairTemplate, plan_pairs, window_starts
+from crossrank.engine.geometry import PairGeometry
+from crossrank.engine.pairs import DocPlan, PairTemplate, plan_pairs, window_starts
 from crossrank.errors import DocumentTooLongError
 
 
@@ -56,50 +57,67 @@ def test_windows_cover_the_document(n: int, budget: int, stride: int) -> None:
     assert len(starts) == (1 if n <= budget else 1 + -(-(n - budget) // (budget - stride)))
 
 
+def _geometry(max_length: int, query_max_tokens: int, stride: int | None) -> PairGeometry:
+    return PairGeometry(max_length, 3, query_max_tokens, stride)
+
+
 def test_plan_policies(minilm_tok: Tokenizer) -> None:
     template = PairTemplate.from_tokenizer(minilm_tok)
     query = "does aspirin prevent cancer"
     short, long = "aspirin works", " ".join(["word"] * 60)
-    kwargs = {"max_length": 32, "query_max_tokens": 8, "stride": 4}
+    geometry = _geometry(32, 8, 4)
     q_len = len(minilm_tok.encode(query, add_special_tokens=False).ids)
     budget = 32 - 3 - q_len
 
-    windows, plans, cut = plan_pairs(
-        minilm_tok, template, query, [short, long], overflow="truncate", **kwargs
+    windows, plans = plan_pairs(
+        minilm_tok, template, geometry, query, [short, long], overflow="truncate"
     )
-    assert cut == 0
     assert [p.truncated for p in plans] == [False, True]
-    assert [p.n_windows for p in plans] == [1, 1]
+    assert [p.query_cut for p in plans] == [False, False]
+    assert [w.doc for w in windows] == [0, 1]
     assert all(len(w.ids) <= 32 for w in windows)
-    assert plans[1].n_tokens == 60
+    # Spans: the whole short document; the kept head of the long one.
+    assert windows[0].span == (0, len(short))
+    assert windows[1].span == (0, len(" ".join(["word"] * budget)))
 
-    windows, plans, _ = plan_pairs(
-        minilm_tok, template, query, [short, long], overflow="chunk", **kwargs
+    windows, plans = plan_pairs(
+        minilm_tok, template, geometry, query, [short, long], overflow="chunk"
     )
     assert plans[1].truncated is False
-    assert plans[1].n_windows == len(window_starts(60, budget, 4)) > 1
-    assert [w.doc for w in windows].count(1) == plans[1].n_windows
+    n_windows = len(window_starts(60, budget, 4))
+    assert [w.doc for w in windows].count(1) == n_windows > 1
     assert all(len(w.ids) <= 32 for w in windows)
+    # Each window's span holds exactly the words its tokens hold.
+    for window in windows[1:]:
+        start, end = window.span
+        words = long[start:end].split()
+        assert len(words) == len(window.ids) - 3 - q_len
+    assert windows[-1].span[1] == len(long)
 
     with pytest.raises(DocumentTooLongError, match="document 7 has 60 tokens") as info:
         plan_pairs(
-            minilm_tok, template, query, [short, long], overflow="error", indices=[3, 7], **kwargs
+            minilm_tok, template, geometry, query, [short, long], overflow="error", indices=[3, 7]
         )
     assert (info.value.index, info.value.n_tokens, info.value.budget) == (7, 60, budget)
 
 
-def test_long_query_keeps_at_most_its_budget(minilm_tok: Tokenizer) -> None:
+def test_long_query_is_cut_only_when_the_pair_does_not_fit(minilm_tok: Tokenizer) -> None:
     template = PairTemplate.from_tokenizer(minilm_tok)
+    question = minilm_tok.token_to_id("question")
     query = " ".join(["question"] * 20)
-    windows, _, cut = plan_pairs(
-        minilm_tok,
-        template,
-        query,
-        ["doc"],
-        max_length=64,
-        query_max_tokens=8,
-        overflow="truncate",
-        stride=None,
-    )
-    assert cut == 12
-    assert windows[0].ids[1:9] == [minilm_tok.token_to_id("question")] * 8
+    geometry = _geometry(64, 8, None)
+    # A short document leaves room: the 20-token query is kept whole (as predict would).
+    windows, plans = plan_pairs(minilm_tok, template, geometry, query, ["doc"], overflow="truncate")
+    assert plans[0].query_cut is False
+    assert windows[0].ids[1:21] == [question] * 20
+    # A 50-token document: the query keeps what the document leaves (64-3-50 = 11 >= 8).
+    doc = " ".join(["word"] * 50)
+    windows, plans = plan_pairs(minilm_tok, template, geometry, query, [doc], overflow="truncate")
+    assert plans[0] == DocPlan(truncated=False, query_cut=True)
+    assert windows[0].ids[1:12] == [question] * 11
+    assert len(windows[0].ids) == 64
+    # A long document: the query keeps query_max_tokens, the document the rest.
+    doc = " ".join(["word"] * 200)
+    windows, plans = plan_pairs(minilm_tok, template, geometry, query, [doc], overflow="truncate")
+    assert plans[0] == DocPlan(truncated=True, query_cut=True)
+    assert windows[0].ids[1:10] == [question] * 8 + [minilm_tok.token_to_id("[SEP]")]

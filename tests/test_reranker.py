@@ -211,15 +211,8 @@ def test_chunking_scores_every_window(tiny_model: Path) -> None:
     from crossrank.engine.pairs import plan_pairs
 
     loaded = chunked._loaded
-    windows, _, _ = plan_pairs(
-        loaded.tokenizer,
-        loaded.template,
-        "vitamin d",
-        [doc],
-        max_length=32,
-        query_max_tokens=8,
-        overflow="chunk",
-        stride=4,
+    windows, _ = plan_pairs(
+        loaded.tokenizer, loaded.template, chunked.geometry, "vitamin d", [doc], overflow="chunk"
     )
     assert len(windows) == result.n_windows
     model = chunked.cross_encoder.model
@@ -235,8 +228,13 @@ def test_chunking_scores_every_window(tiny_model: Path) -> None:
             for w in windows
         ]
     assert result.rerank_score == pytest.approx(1 / (1 + math.exp(-max(logits))), abs=1e-5)
+    # The result points at its best window's text.
+    best = max(range(len(logits)), key=logits.__getitem__)
+    assert result.span == windows[best].span
     first = truncating.rerank("vitamin d", [doc])[0]
     assert first.rerank_score == pytest.approx(logits[0], abs=1e-5)
+    assert first.truncated
+    assert first.span == windows[0].span
     mean = Reranker(tiny_model, overflow="chunk", aggregate="mean", activation="raw", **kwargs)
     assert mean.rerank("vitamin d", [doc])[0].score == pytest.approx(
         sum(logits) / len(logits), abs=1e-5
@@ -293,8 +291,7 @@ def test_arerank_equals_rerank_and_coalesces(reranker: Reranker) -> None:
     queries = [f"{QUERY} {i}" for i in range(20)]
     expected = [reranker.rerank(q, DOCS, top_n=3) for q in queries]
     calls: list[int] = []
-    scorer = reranker._scorer
-    original = scorer.score
+    original = reranker._coalescer._work
 
     def counting(requests):  # type: ignore[no-untyped-def]
         calls.append(len(requests))

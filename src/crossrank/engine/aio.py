@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -26,13 +25,15 @@ class Coalescer(Generic[Req, Res]):
     so N concurrent callers cost a few large batches instead of N small ones, and the event
     loop is never blocked. ``work`` returns one result per request; a result that is an
     exception is raised in that request's caller only.
+
+    Each event loop has its own queue while it has requests in flight; the queue is dropped
+    when it drains, so a process that runs many short-lived loops (``asyncio.run`` per call)
+    keeps nothing of them.
     """
 
     def __init__(self, work: Callable[[Sequence[Req]], Sequence[Res | BaseException]]) -> None:
         self._work = work
-        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue[Req, Res]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._queues: dict[asyncio.AbstractEventLoop, _LoopQueue[Req, Res]] = {}
 
     async def submit(self, request: Req) -> Res:
         loop = asyncio.get_running_loop()
@@ -42,11 +43,29 @@ class Coalescer(Generic[Req, Res]):
         future: asyncio.Future[Res] = loop.create_future()
         queue.pending.append((request, future))
         if queue.task is None or queue.task.done():
-            queue.task = loop.create_task(self._drain(queue))
+            queue.task = loop.create_task(self._drain(loop, queue))
         return await future
 
-    async def _drain(self, queue: _LoopQueue[Req, Res]) -> None:
-        loop = asyncio.get_running_loop()
+    @property
+    def n_loops(self) -> int:
+        """Event loops with requests in flight."""
+        return len(self._queues)
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue[Req, Res]) -> None:
+        try:
+            await self._drain_queue(loop, queue)
+        finally:
+            # Runs on the loop's own thread: no submit interleaves with this. Requests still
+            # queued here mean the drain was cancelled (the loop is shutting down).
+            for _, fut in queue.pending:
+                fut.cancel()
+            queue.pending = []
+            if self._queues.get(loop) is queue:
+                del self._queues[loop]
+
+    async def _drain_queue(
+        self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue[Req, Res]
+    ) -> None:
         await asyncio.sleep(0)  # let callers scheduled in the same tick join the first batch
         while queue.pending:
             batch, queue.pending = queue.pending, []

@@ -1,7 +1,8 @@
 """Truncation-safe (query, document) pairs.
 
-Query and document are tokenized apart and joined with the model's own special tokens. The
-query keeps at most ``query_max_tokens``; the document gets the rest of ``max_length``. A
+Query and document are tokenized apart and joined with the model's own special tokens. A pair
+that fits ``max_length`` is never cut; otherwise the query keeps what
+:class:`~crossrank.engine.geometry.PairGeometry` allows and the document gets the rest. A
 document that does not fit is cut (``"truncate"``), split into overlapping windows
 (``"chunk"``), or refused (``"error"``); either way the caller is told.
 """
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from crossrank.engine.geometry import PairGeometry
 from crossrank.errors import DocumentTooLongError, InvalidModelError
 from crossrank.types import Overflow
 
@@ -89,20 +91,21 @@ class PairTemplate:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One model input: the pair's token ids, and which document it belongs to."""
+    """One model input: the pair's token ids, which document it belongs to, and the
+    character span of the document text it holds."""
 
     doc: int
     ids: list[int]
     type_ids: list[int]
+    span: tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
 class DocPlan:
-    """What happened to one document: its length, whether it was cut, how many windows."""
+    """What happened to one document: whether it was cut, and whether the query was."""
 
-    n_tokens: int
     truncated: bool
-    n_windows: int
+    query_cut: bool
 
 
 def window_starts(n_tokens: int, budget: int, stride: int) -> list[int]:
@@ -115,54 +118,65 @@ def window_starts(n_tokens: int, budget: int, stride: int) -> list[int]:
     return starts
 
 
+def _char_span(
+    offsets: Sequence[tuple[int, int]], start: int, end: int, text: str
+) -> tuple[int, int]:
+    """Characters of ``text`` covered by tokens ``start:end`` (the whole text for no cut)."""
+    if start == 0 and end >= len(offsets):
+        return 0, len(text)
+    if end <= start:
+        return 0, 0
+    return offsets[start][0], offsets[end - 1][1]
+
+
 def plan_pairs(
     tokenizer: Tokenizer,
     template: PairTemplate,
+    geometry: PairGeometry,
     query: str,
     documents: Sequence[str],
     *,
-    max_length: int,
-    query_max_tokens: int,
     overflow: Overflow,
-    stride: int | None,
     first_index: int = 0,
     indices: Sequence[int] | None = None,
-) -> tuple[list[Window], list[DocPlan], int]:
+) -> tuple[list[Window], list[DocPlan]]:
     """Tokenize one query and its documents into model inputs.
 
-    Returns the windows (``Window.doc`` is the document's position plus ``first_index``), a
-    :class:`DocPlan` per document, and the number of query tokens that were cut. ``indices``
-    gives the documents' positions in the caller's list, for error messages.
+    Returns the windows (``Window.doc`` is the document's position plus ``first_index``) and
+    a :class:`DocPlan` per document. ``indices`` gives the documents' positions in the
+    caller's list, for error messages.
     """
-    q_ids = tokenizer.encode(query, add_special_tokens=False).ids
-    query_cut = max(0, len(q_ids) - query_max_tokens)
-    if query_cut:
-        q_ids = q_ids[:query_max_tokens]
-    budget = max_length - template.n_special - len(q_ids)
-    doc_stride = budget // 4 if stride is None else min(stride, budget - 1)
+    q_all = tokenizer.encode(query, add_special_tokens=False).ids
     encodings = tokenizer.encode_batch(list(documents), add_special_tokens=False)
     windows: list[Window] = []
     plans: list[DocPlan] = []
     for position, encoding in enumerate(encodings):
         d_ids = encoding.ids
         n = len(d_ids)
+        text = documents[position]
         doc = first_index + position
+        q_ids = q_all[: geometry.query_keep(len(q_all), n)]
+        budget = geometry.room - len(q_ids)
+        query_cut = len(q_ids) < len(q_all)
         if n <= budget:
-            windows.append(Window(doc, *template.build(q_ids, d_ids)))
-            plans.append(DocPlan(n, False, 1))
+            windows.append(Window(doc, *template.build(q_ids, d_ids), (0, len(text))))
+            plans.append(DocPlan(False, query_cut))
         elif overflow == "truncate":
-            windows.append(Window(doc, *template.build(q_ids, d_ids[:budget])))
-            plans.append(DocPlan(n, True, 1))
+            span = _char_span(encoding.offsets, 0, budget, text)
+            windows.append(Window(doc, *template.build(q_ids, d_ids[:budget]), span))
+            plans.append(DocPlan(True, query_cut))
         elif overflow == "chunk":
-            starts = window_starts(n, budget, doc_stride)
-            for start in starts:
-                windows.append(Window(doc, *template.build(q_ids, d_ids[start : start + budget])))
-            plans.append(DocPlan(n, False, len(starts)))
+            for start in window_starts(n, budget, geometry.window_stride(budget)):
+                end = min(start + budget, n)
+                span = _char_span(encoding.offsets, start, end, text)
+                windows.append(Window(doc, *template.build(q_ids, d_ids[start:end]), span))
+            plans.append(DocPlan(False, query_cut))
         else:
             index = indices[position] if indices is not None else position
             msg = (
                 f"document {index} has {n} tokens but only {budget} fit beside the query "
-                f"(max_length={max_length}); use overflow='truncate' or 'chunk', or shorten it"
+                f"(max_length={geometry.max_length}); use overflow='truncate' or 'chunk', "
+                "or shorten it"
             )
             raise DocumentTooLongError(msg, index=index, n_tokens=n, budget=budget)
-    return windows, plans, query_cut
+    return windows, plans

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from crossrank.engine.aio import Coalescer
+from crossrank.engine.batching import BatchPolicy
+from crossrank.engine.geometry import PairGeometry
 from crossrank.engine.loading import Activation, Backend, load_model
 from crossrank.engine.resolve import resolve_reranker
 from crossrank.engine.score_cache import CacheStats
-from crossrank.engine.scoring import DocScore, PairScorer, ScoringStats
-from crossrank.errors import InvalidInputError
-from crossrank.ranking.results import RankOptions, check_choice, check_positive_int, rank_results
+from crossrank.engine.scoring import DocScore, PairScorer, Prepared, ScoringStats
+from crossrank.errors import CrossrankError, InvalidInputError
+from crossrank.ranking.results import RankOptions, check_choice, rank_results
 from crossrank.types import AGGREGATES, OVERFLOWS, Aggregate, Overflow, RankArgs, RerankResult
 
 if TYPE_CHECKING:
@@ -25,14 +29,6 @@ __all__ = ["Reranker"]
 
 logger = logging.getLogger(__name__)
 
-# Padded tokens per CPU batch: small enough for a batch's activations to stay in cache.
-# On 2 cores at max_length 256, torch fp32 reranked 10% faster at 4096 than at 8192 (ONNX
-# int8: within noise); `crossrank bench --token-budget 4096 --token-budget 8192` compares them.
-_CPU_TOKEN_BUDGET = 4096
-# What one more forward pass costs, in padded tokens, when choosing batch boundaries: on a
-# CPU padding dominates, on a GPU kernel launches do.
-_CPU_BATCH_OVERHEAD = 32
-_CUDA_BATCH_OVERHEAD = 4096
 _ACTIVATIONS = ("auto", "raw", "sigmoid")
 _Request = tuple[str, Sequence[str]]
 
@@ -119,43 +115,33 @@ class Reranker:
             compile=compile,
         )
         self._loaded = loaded
-        length = check_positive_int("max_length", max_length or loaded.default_max_length)
-        if length > loaded.model_max_length:
-            msg = (
-                f"max_length={length} exceeds what model {name!r} supports "
-                f"({loaded.model_max_length} tokens); use max_length<={loaded.model_max_length}"
-            )
-            raise InvalidInputError(msg)
-        room = length - loaded.template.n_special - 1
-        q_max = check_positive_int("query_max_tokens", query_max_tokens or max(1, length // 4))
-        if q_max > room:
-            msg = (
-                f"query_max_tokens={q_max} leaves no room for the document within "
-                f"max_length={length}; use at most {room}"
-            )
-            raise InvalidInputError(msg)
-        doc_budget = length - loaded.template.n_special - q_max
-        if stride is not None and (isinstance(stride, bool) or not 0 <= stride < doc_budget):
-            msg = f"stride must be between 0 and {doc_budget - 1} tokens, got {stride!r}"
-            raise InvalidInputError(msg)
-        budget = check_positive_int("token_budget", token_budget or _default_budget(loaded.device))
+        self._geometry = PairGeometry.build(
+            model=name,
+            n_special=loaded.template.n_special,
+            model_max_length=loaded.model_max_length,
+            default_max_length=loaded.default_max_length,
+            max_length=max_length,
+            query_max_tokens=query_max_tokens,
+            stride=stride,
+        )
         self.activation: Activation = loaded.activation if activation == "auto" else activation  # type: ignore[assignment]
         self._scorer = PairScorer(
             loaded,
-            max_length=length,
-            query_max_tokens=q_max,
+            geometry=self._geometry,
             overflow=overflow,
-            stride=stride,
             aggregate=aggregate,
-            token_budget=max(budget, length),
-            max_batch_size=check_positive_int("max_batch_size", max_batch_size),
-            batch_overhead=(
-                _CUDA_BATCH_OVERHEAD if loaded.device.startswith("cuda") else _CPU_BATCH_OVERHEAD
+            policy=BatchPolicy.for_device(
+                loaded.device,
+                max_length=self._geometry.max_length,
+                token_budget=token_budget,
+                max_batch_size=max_batch_size,
             ),
             cache_size=cache_size,
             progress_threshold=progress_threshold,
         )
-        self._coalescer: Coalescer[_Request, list[DocScore]] = Coalescer(self._scorer.score)
+        self._coalescer: Coalescer[Prepared, list[DocScore]] = Coalescer(self._run_prepared)
+        self._last_stats: ContextVar[ScoringStats] = ContextVar("last_stats")
+        self._warned = False
 
     # -- properties ---------------------------------------------------------------------------
     @property
@@ -176,11 +162,15 @@ class Reranker:
 
     @property
     def max_length(self) -> int:
-        return self._scorer.max_length
+        return self._geometry.max_length
 
     @property
     def query_max_tokens(self) -> int:
-        return self._scorer.query_max_tokens
+        return self._geometry.query_max_tokens
+
+    @property
+    def geometry(self) -> PairGeometry:
+        return self._geometry
 
     @property
     def overflow(self) -> Overflow:
@@ -192,8 +182,12 @@ class Reranker:
 
     @property
     def last_stats(self) -> ScoringStats:
-        """Pairs, windows, batches and real/padded tokens of the most recent scoring pass."""
-        return self._scorer.last_stats
+        """What the most recent synchronous call made from this thread (or task) did:
+        pairs, distinct pairs, windows, batches, real and padded tokens, truncations.
+
+        Each thread and each asyncio task sees its own calls only.
+        """
+        return self._last_stats.get(ScoringStats())
 
     @property
     def cross_encoder(self) -> Any:
@@ -243,8 +237,7 @@ class Reranker:
         opts = RankOptions.parse(options)
         docs = _check_request(query, documents)
         dense = opts.check_request(retrieval_scores, len(docs))
-        scores = await self._coalescer.submit((query, docs)) if docs else []
-        self._warn_truncation([scores])
+        scores = await self._ascore(query, docs) if docs else []
         return self._finish(docs, scores, dense, opts)
 
     def rerank_many(
@@ -283,38 +276,50 @@ class Reranker:
     async def ascore_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """:meth:`score_pairs` without blocking the event loop."""
         requests, where = _group_pairs(pairs)
-        scored = [await self._coalescer.submit(req) for req in requests]
+        scored = [await self._ascore(query, docs) for query, docs in requests]
         return [self._activate(scored[r][d].logit) for r, d in where]
 
     # -- internals ----------------------------------------------------------------------------
     def _score(self, requests: list[_Request]) -> list[list[DocScore]]:
-        results = self._scorer.score(requests)
+        results, stats = self._scorer.score(requests)
+        self._last_stats.set(stats)
+        self._warn(stats)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        scored: list[list[DocScore]] = results  # type: ignore[assignment]
-        self._warn_truncation(scored)
-        return scored
+        return results  # type: ignore[return-value]
 
-    def _warn_truncation(self, scored: Sequence[Sequence[DocScore]]) -> None:
-        cut = sum(s.truncated for scores in scored for s in scores)
-        total = sum(len(scores) for scores in scored)
-        if cut:
-            logger.warning(
-                "%d of %d documents did not fit in max_length=%d with the query and were "
-                "truncated (each result says which); use overflow='chunk' to score them whole",
-                cut,
-                total,
-                self.max_length,
-            )
-        q_cut = self._scorer.last_stats.query_tokens_cut
-        if q_cut:
-            logger.warning(
-                "queries longer than query_max_tokens=%d lost %d tokens in total; raise "
-                "query_max_tokens to keep them",
-                self.query_max_tokens,
-                q_cut,
-            )
+    async def _ascore(self, query: str, docs: Sequence[str]) -> list[DocScore]:
+        """Tokenize this request in a worker thread, then join the shared batch."""
+        loop = asyncio.get_running_loop()
+        prepared = await loop.run_in_executor(None, self._scorer.prepare, query, docs)
+        if prepared.error is not None:
+            raise prepared.error
+        return await self._coalescer.submit(prepared)
+
+    def _run_prepared(self, batch: Sequence[Prepared]) -> list[list[DocScore] | CrossrankError]:
+        results, stats = self._scorer.run(batch)
+        self._warn(stats)
+        return results
+
+    def _warn(self, stats: ScoringStats) -> None:
+        """Say once per engine that documents or queries were cut; later at debug level."""
+        if not (stats.truncated or stats.queries_cut):
+            return
+        level = logging.DEBUG if self._warned else logging.WARNING
+        self._warned = True
+        logger.log(
+            level,
+            "%d of %d documents did not fit in max_length=%d and were cut (each result's "
+            "`truncated` says which; use overflow='chunk' to score them whole); %d pairs had "
+            "their query cut to query_max_tokens=%d to leave the document room. Said once "
+            "per engine; later calls log this at debug level",
+            stats.truncated,
+            stats.distinct,
+            self.max_length,
+            stats.queries_cut,
+            self.query_max_tokens,
+        )
 
     def _activate(self, logit: float) -> float:
         return _sigmoid(logit) if self.activation == "sigmoid" else float(logit)
@@ -335,16 +340,6 @@ class Reranker:
         )
 
 
-def _default_budget(device: str) -> int:
-    if not device.startswith("cuda"):
-        return _CPU_TOKEN_BUDGET
-    import torch
-
-    free, _total = torch.cuda.mem_get_info(torch.device(device))
-    # About 64 KiB of activations per token for a base-size encoder in half precision.
-    return max(16_384, min(262_144, int(free * 0.5) // 65_536))
-
-
 def _check_request(query: object, documents: object) -> list[str]:
     if not isinstance(query, str):
         msg = f"query must be a string, got {type(query).__name__}"
@@ -352,6 +347,7 @@ def _check_request(query: object, documents: object) -> list[str]:
     if not query.strip():
         msg = "query is empty; pass the user's question as a non-empty string"
         raise InvalidInputError(msg)
+    _check_text("query", query)
     if isinstance(documents, str | bytes) or not isinstance(documents, Sequence):
         msg = f"documents must be a list of strings, got {type(documents).__name__}"
         raise InvalidInputError(msg)
@@ -359,7 +355,23 @@ def _check_request(query: object, documents: object) -> list[str]:
         if not isinstance(doc, str):
             msg = f"document {i} must be a string, got {type(doc).__name__}"
             raise InvalidInputError(msg)
+        _check_text(f"document {i}", doc)
     return list(documents)
+
+
+def _check_text(what: str, text: str) -> None:
+    """Refuse text the tokenizer cannot read (lone surrogates from bad decoding)."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        msg = (
+            f"{what} holds an invalid character at position {exc.start} (a lone surrogate, "
+            "usually from decoding bytes with errors='surrogateescape'); clean the text, e.g. "
+            "text.encode('utf-8', 'replace').decode()"
+        )
+        raise InvalidInputError(msg) from None
 
 
 def _as_list(value: object, name: str) -> list[Any]:
@@ -389,9 +401,7 @@ def _as_lists(queries: object, documents_per_query: object) -> tuple[list[Any], 
 
 def _group_pairs(pairs: Sequence[tuple[str, str]]) -> tuple[list[_Request], list[tuple[int, int]]]:
     """Group pairs by query (first-seen order); return requests and where each pair went."""
-    if isinstance(pairs, str) or not isinstance(pairs, Sequence):
-        msg = "pairs must be a list of (query, document) tuples"
-        raise InvalidInputError(msg)
+    pairs = _as_list(pairs, "pairs")
     by_query: dict[str, int] = {}
     requests: list[tuple[str, list[str]]] = []
     where: list[tuple[int, int]] = []

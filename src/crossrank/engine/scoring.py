@@ -9,20 +9,21 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from crossrank.engine.batching import plan_batches, run_with_oom_split
+from crossrank.engine.batching import BatchPolicy, plan_batches, run_with_oom_split
+from crossrank.engine.geometry import PairGeometry
 from crossrank.engine.pairs import Window, plan_pairs
 from crossrank.engine.score_cache import ScoreCache
-from crossrank.errors import CrossrankError, NonFiniteScoreError
+from crossrank.errors import CrossrankError, InvalidInputError, NonFiniteScoreError
 from crossrank.fingerprint import text_key
 from crossrank.types import Aggregate, DocRead, Overflow
 
 if TYPE_CHECKING:
     from crossrank.engine.loading import LoadedModel
 
-__all__ = ["Aggregate", "DocScore", "PairScorer", "ScoringStats"]
+__all__ = ["DocScore", "PairScorer", "Prepared", "ScoringStats"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +46,30 @@ class DocScore:
 
 @dataclass
 class ScoringStats:
-    """Counters of the last call, for benchmarks and padding-efficiency reports."""
+    """What one scoring call did, for benchmarks and padding-efficiency reports.
+
+    Attributes:
+        pairs: documents asked for (cache hits and duplicates included).
+        distinct: distinct (query, document) pairs that reached the model.
+        windows: model inputs (more than ``distinct`` when chunking).
+        batches: forward passes.
+        real_tokens / padded_tokens: tokens read, without and with padding.
+        truncated: documents cut to fit.
+        queries_cut: pairs whose query was cut to leave the document room.
+    """
 
     pairs: int = 0
+    distinct: int = 0
     windows: int = 0
     batches: int = 0
     real_tokens: int = 0
     padded_tokens: int = 0
-    query_tokens_cut: int = 0
+    truncated: int = 0
+    queries_cut: int = 0
 
     @property
     def padding_efficiency(self) -> float:
+        """Share of the tokens the model processed that were not padding."""
         return self.real_tokens / self.padded_tokens if self.padded_tokens else 1.0
 
 
@@ -67,122 +81,171 @@ def _aggregate(logits: Sequence[float], how: Aggregate) -> float:
     return math.fsum(logits) / len(logits)
 
 
+@dataclass
+class _Pair:
+    """One distinct (query, document) pair waiting for the model."""
+
+    key: tuple[bytes, ...]
+    windows: list[Window]
+    truncated: bool
+    query_cut: bool
+
+
+@dataclass
+class Prepared:
+    """One request, validated and tokenized, ready to join a batch.
+
+    ``scores`` holds cache hits; ``todo`` maps each distinct missing pair to the positions
+    of the documents it scores. A request that could not be planned carries ``error``.
+    """
+
+    n_docs: int
+    scores: list[DocScore | None] = field(default_factory=list)
+    todo: dict[tuple[bytes, ...], tuple[_Pair, list[int]]] = field(default_factory=dict)
+    error: CrossrankError | None = None
+
+
 class PairScorer:
-    """Scores requests with one loaded model under fixed truncation and batching settings."""
+    """Scores requests with one loaded model under fixed truncation and batching settings.
+
+    Work is split in two so that concurrent callers can share batches: :meth:`prepare`
+    (checks, cache look-ups and tokenization of one request, outside the model's lock) and
+    :meth:`run` (one length-sorted pass over the distinct pairs of many prepared requests,
+    under the lock). Each distinct (query, document) pair is scored once per pass, so
+    identical documents always get identical scores.
+    """
 
     def __init__(
         self,
         loaded: LoadedModel,
         *,
-        max_length: int,
-        query_max_tokens: int,
+        geometry: PairGeometry,
         overflow: Overflow,
-        stride: int | None,
         aggregate: Aggregate,
-        token_budget: int,
-        max_batch_size: int,
-        batch_overhead: int,
+        policy: BatchPolicy,
         cache_size: int,
         progress_threshold: int | None,
     ) -> None:
         self.loaded = loaded
-        self.max_length = max_length
-        self.query_max_tokens = query_max_tokens
+        self.geometry = geometry
         self.overflow: Overflow = overflow
-        self.stride = stride
         self.aggregate: Aggregate = aggregate
-        self.token_budget = token_budget
-        self.max_batch_size = max_batch_size
-        self.batch_overhead = batch_overhead
+        self.policy = policy
         self.progress_threshold = progress_threshold
         self.cache: ScoreCache[DocScore] = ScoreCache(cache_size)
-        settings = (
-            loaded.identity,
-            loaded.backend,
-            max_length,
-            query_max_tokens,
-            overflow,
-            stride,
-            aggregate,
-        )
+        settings = (loaded.identity, loaded.backend, geometry, overflow, aggregate)
         self._cache_prefix = text_key(repr(settings))
-        self.last_stats = ScoringStats()
 
     # -- public -------------------------------------------------------------------------------
-    def score(self, requests: Sequence[Request]) -> list[list[DocScore] | CrossrankError]:
+    def score(
+        self, requests: Sequence[Request]
+    ) -> tuple[list[list[DocScore] | CrossrankError], ScoringStats]:
         """Score every document of every request in one length-sorted pass.
 
-        A request whose input cannot be planned (``overflow="error"``) gets its exception in
-        place of its scores; the other requests are still scored.
+        A request that cannot be planned (``overflow="error"``) gets its exception in place
+        of its scores; the other requests are still scored.
         """
-        results: list[list[DocScore | None] | CrossrankError] = []
-        keys: list[list[tuple[bytes, ...]]] = []
-        for query, docs in requests:
-            q_key = text_key(query)
-            doc_keys: list[tuple[bytes, ...]] = [
-                (self._cache_prefix, q_key, text_key(d)) for d in docs
-            ]
-            keys.append(doc_keys)
-            results.append([self.cache.get(k) for k in doc_keys])
+        return self.run([self.prepare(query, docs) for query, docs in requests])
+
+    def prepare(self, query: str, documents: Sequence[str]) -> Prepared:
+        """Look up the cache and tokenize what is missing; never raises for bad input."""
+        prepared = Prepared(n_docs=len(documents))
+        q_key = text_key(query)
+        missing: dict[tuple[bytes, ...], list[int]] = {}
+        for d, doc in enumerate(documents):
+            key: tuple[bytes, ...] = (self._cache_prefix, q_key, text_key(doc))
+            cached = self.cache.get(key)
+            prepared.scores.append(cached)
+            if cached is None:
+                missing.setdefault(key, []).append(d)
+        if not missing:
+            return prepared
+        firsts = [positions[0] for positions in missing.values()]
+        try:
+            windows, plans = plan_pairs(
+                self.loaded.tokenizer,
+                self.loaded.template,
+                self.geometry,
+                query,
+                [documents[d] for d in firsts],
+                overflow=self.overflow,
+                indices=firsts,
+            )
+        except CrossrankError as exc:
+            prepared.error = exc
+            return prepared
+        except (ValueError, TypeError, RuntimeError) as exc:  # the tokenizer's own errors
+            msg = f"could not tokenize this request: {exc}"
+            prepared.error = InvalidInputError(msg)
+            return prepared
+        by_doc: list[list[Window]] = [[] for _ in firsts]
+        for window in windows:
+            by_doc[window.doc].append(window)
+        for (key, positions), doc_windows, plan in zip(missing.items(), by_doc, plans, strict=True):
+            pair = _Pair(key, doc_windows, plan.truncated, plan.query_cut)
+            prepared.todo[key] = (pair, positions)
+        return prepared
+
+    def run(
+        self, batch: Sequence[Prepared]
+    ) -> tuple[list[list[DocScore] | CrossrankError], ScoringStats]:
+        """Score the distinct pairs of several prepared requests in one pass."""
+        stats = ScoringStats(pairs=sum(p.n_docs for p in batch))
+        distinct: dict[tuple[bytes, ...], _Pair] = {}
+        for prepared in batch:
+            if prepared.error is None:
+                for key, (pair, _positions) in prepared.todo.items():
+                    distinct.setdefault(key, pair)
+        pairs = list(distinct.values())
+        windows = [w for pair in pairs for w in pair.windows]
         with self.loaded.lock:
-            windows, slots, stats = self._plan(requests, results)
             logits = self._run(windows, stats)
-        per_slot: list[list[float]] = [[] for _ in slots]
-        for window, logit in zip(windows, logits, strict=True):
-            per_slot[window.doc].append(logit)
-        for (r, d, truncated), slot_logits in zip(slots, per_slot, strict=True):
-            logit = _aggregate(slot_logits, self.aggregate)
-            doc_score = DocScore(logit, truncated, len(slot_logits))
-            row = results[r]
-            if isinstance(row, list):
-                row[d] = doc_score
-                self.cache.put(keys[r][d], doc_score)
-        self.last_stats = stats
-        return [row if isinstance(row, CrossrankError) else _complete(row) for row in results]
+        done: dict[tuple[bytes, ...], DocScore] = {}
+        start = 0
+        for pair in pairs:
+            end = start + len(pair.windows)
+            pair_logits = logits[start:end]
+            best = max(range(len(pair_logits)), key=pair_logits.__getitem__)
+            score = DocScore(
+                _aggregate(pair_logits, self.aggregate),
+                pair.truncated,
+                len(pair_logits),
+                pair.windows[best].span,
+            )
+            done[pair.key] = score
+            if math.isfinite(score.logit):
+                self.cache.put(pair.key, score)
+            start = end
+        stats.distinct = len(pairs)
+        stats.truncated = sum(p.truncated for p in pairs)
+        stats.queries_cut = sum(p.query_cut for p in pairs)
+        return [self._complete(p, done) for p in batch], stats
 
     # -- internals ----------------------------------------------------------------------------
-    def _plan(
-        self,
-        requests: Sequence[Request],
-        results: list[list[DocScore | None] | CrossrankError],
-    ) -> tuple[list[Window], list[tuple[int, int, bool]], ScoringStats]:
-        """Tokenize the documents not found in the cache; slots map windows back to documents."""
-        loaded = self.loaded
-        windows: list[Window] = []
-        slots: list[tuple[int, int, bool]] = []
-        stats = ScoringStats()
-        for r, (query, docs) in enumerate(requests):
-            row = results[r]
-            if not isinstance(row, list):
-                continue
-            missing = [d for d, cached in enumerate(row) if cached is None]
-            stats.pairs += len(docs)
-            if not missing:
-                continue
-            try:
-                planned, plans, query_cut = plan_pairs(
-                    loaded.tokenizer,
-                    loaded.template,
-                    query,
-                    [docs[d] for d in missing],
-                    max_length=self.max_length,
-                    query_max_tokens=self.query_max_tokens,
-                    overflow=self.overflow,
-                    stride=self.stride,
-                    first_index=len(slots),
-                    indices=missing,
-                )
-            except CrossrankError as exc:
-                results[r] = exc
-                continue
-            stats.query_tokens_cut += query_cut
-            windows.extend(planned)
-            slots.extend((r, d, plan.truncated) for d, plan in zip(missing, plans, strict=True))
-        return windows, slots, stats
+    def _complete(
+        self, prepared: Prepared, done: dict[tuple[bytes, ...], DocScore]
+    ) -> list[DocScore] | CrossrankError:
+        if prepared.error is not None:
+            return prepared.error
+        scores = list(prepared.scores)
+        for key, (_pair, positions) in prepared.todo.items():
+            for d in positions:
+                scores[d] = done[key]
+        bad = [d for d, s in enumerate(scores) if s is None or not math.isfinite(s.logit)]
+        if bad:
+            return NonFiniteScoreError(self._non_finite_hint(bad))
+        return [s for s in scores if s is not None]
 
-    def _budget(self) -> int:
-        safe = self.loaded.safe_batch_tokens
-        return min(self.token_budget, safe) if safe else self.token_budget
+    def _non_finite_hint(self, bad: list[int]) -> str:
+        import torch
+
+        head = f"the model produced non-finite scores (NaN or inf) for documents {bad[:10]}"
+        if self.loaded.dtype in (torch.float16, torch.bfloat16):
+            return f"{head}; with dtype={self.loaded.dtype} try dtype='float32'"
+        return (
+            f"{head} in float32: the model's weights are probably damaged or badly trained; "
+            "re-copy or re-train the model"
+        )
 
     def _run(self, windows: list[Window], stats: ScoringStats) -> list[float]:
         if not windows:
@@ -190,7 +253,10 @@ class PairScorer:
         from tqdm.auto import tqdm
 
         lengths = [len(w.ids) for w in windows]
-        batches = plan_batches(lengths, self._budget(), self.max_batch_size, self.batch_overhead)
+        policy = self.policy
+        batches = plan_batches(
+            lengths, policy.budget(self.loaded), policy.max_batch_size, policy.batch_overhead
+        )
         out: list[float] = [0.0] * len(windows)
         show = self.progress_threshold is not None and len(windows) >= self.progress_threshold
         stats.windows = len(windows)
@@ -200,18 +266,11 @@ class PairScorer:
         with tqdm(total=len(windows), desc="Reranking", unit="pair", disable=not show) as bar:
             for batch in batches:
                 # The budget may have shrunk after an OOM on an earlier batch.
-                for part in _resplit(batch, lengths, self._budget()):
+                for part in _resplit(batch, lengths, policy.budget(self.loaded)):
                     scores = run_with_oom_split(part, forward, _is_oom, on_oom)
                     for i, s in zip(part, scores, strict=True):
                         out[i] = s
                 bar.update(len(batch))
-        bad = [i for i, s in enumerate(out) if not math.isfinite(s)]
-        if bad:
-            msg = (
-                f"the model produced {len(bad)} non-finite score(s) (NaN or inf); with "
-                f"dtype={self.loaded.dtype} try dtype='float32', or check the model's weights"
-            )
-            raise NonFiniteScoreError(msg)
         return out
 
 
@@ -274,11 +333,3 @@ def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def _complete(row: list[DocScore | None]) -> list[DocScore]:
-    done = [s for s in row if s is not None]
-    if len(done) != len(row):  # pragma: no cover - every slot is filled by score()
-        msg = "internal error: a document was not scored"
-        raise RuntimeError(msg)
-    return done

@@ -59,6 +59,7 @@ class FakeReranker:
 
     @staticmethod
     def score(query: str, document: str) -> float:
+        """How many of the query's words the document holds, minus a thousandth of its length."""
         words = set(query.lower().split())
         return float(sum(w in words for w in document.lower().split())) - len(document) / 1000
 
@@ -70,6 +71,7 @@ class FakeReranker:
         retrieval_scores: Sequence[float] | None = None,
         **options: Unpack[RankArgs],
     ) -> list[RerankResult]:
+        """Rank by :meth:`score`, exactly as the engine ranks its scores; record the call."""
         opts = RankOptions.parse(options)
         dense = opts.check_request(retrieval_scores, len(documents))
         self.calls.append(
@@ -95,6 +97,7 @@ class FakeReranker:
         retrieval_scores: Sequence[float] | None = None,
         **options: Unpack[RankArgs],
     ) -> list[RerankResult]:
+        """:meth:`rerank`, recorded as ``"arerank"``."""
         results = self.rerank(query, documents, retrieval_scores=retrieval_scores, **options)
         self.calls[-1]["method"] = "arerank"
         return results

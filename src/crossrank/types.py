@@ -100,7 +100,9 @@ class RerankResult:
 class SupportsScorePairs(Protocol):
     """Anything that scores (query, document) pairs; higher means more relevant."""
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]: ...
+    def score_pairs(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """One score per (query, document) pair, in order."""
+        ...
 
 
 @runtime_checkable
@@ -115,7 +117,9 @@ class SupportsRerank(Protocol):
         *,
         retrieval_scores: Sequence[float] | None = None,
         **options: Unpack[RankArgs],
-    ) -> list[RerankResult]: ...
+    ) -> list[RerankResult]:
+        """The documents as results, best first (see :class:`RankArgs` for the options)."""
+        ...
 
     async def arerank(
         self,
@@ -124,4 +128,6 @@ class SupportsRerank(Protocol):
         *,
         retrieval_scores: Sequence[float] | None = None,
         **options: Unpack[RankArgs],
-    ) -> list[RerankResult]: ...
+    ) -> list[RerankResult]:
+        """:meth:`rerank` for async callers, without blocking the event loop."""
+        ...

@@ -36,6 +36,7 @@ class Coalescer(Generic[Req, Res]):
         self._queues: dict[asyncio.AbstractEventLoop, _LoopQueue[Req, Res]] = {}
 
     async def submit(self, request: Req) -> Res:
+        """Queue ``request`` for the next shared call of ``work`` and wait for its result."""
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)
         if queue is None:

@@ -41,6 +41,7 @@ class PairTemplate:
 
     @property
     def n_special(self) -> int:
+        """Special tokens the template adds to every pair."""
         return len(self.prefix) + len(self.middle) + len(self.suffix)
 
     @classmethod
@@ -78,6 +79,7 @@ class PairTemplate:
         )
 
     def build(self, query: Sequence[int], document: Sequence[int]) -> tuple[list[int], list[int]]:
+        """Token ids and type ids of one pair, laid out as the tokenizer would."""
         ids = [*self.prefix, *query, *self.middle, *document, *self.suffix]
         types = [
             *self.prefix_types,

@@ -146,38 +146,47 @@ class Reranker:
     # -- properties ---------------------------------------------------------------------------
     @property
     def model_name(self) -> str:
+        """The model folder or hub id the engine loaded."""
         return self._loaded.name
 
     @property
     def device(self) -> str:
+        """The device the model runs on (``"cpu"``, ``"cuda:0"``, ...)."""
         return self._loaded.device
 
     @property
     def dtype(self) -> torch.dtype:
+        """The torch dtype of the model's weights (scores are fp32 either way)."""
         return self._loaded.dtype
 
     @property
     def backend(self) -> Backend:
+        """``"torch"``, ``"onnx"`` or ``"onnx-int8"``."""
         return self._loaded.backend
 
     @property
     def max_length(self) -> int:
+        """Tokens per (query, document) pair, special tokens included."""
         return self._geometry.max_length
 
     @property
     def query_max_tokens(self) -> int:
+        """Query tokens kept when a pair does not fit (a pair that fits is never cut)."""
         return self._geometry.query_max_tokens
 
     @property
     def geometry(self) -> PairGeometry:
+        """The pair arithmetic: max length, special tokens, query limit, stride."""
         return self._geometry
 
     @property
     def overflow(self) -> Overflow:
+        """What happens to a document that does not fit: ``truncate``, ``chunk`` or ``error``."""
         return self._scorer.overflow
 
     @property
     def cache_stats(self) -> CacheStats:
+        """Hits, misses and size of the pair-score cache (``cache_size=0``: all zero)."""
         return self._scorer.cache.stats
 
     @property

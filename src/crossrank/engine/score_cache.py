@@ -14,6 +14,8 @@ V = TypeVar("V")
 
 @dataclass(frozen=True)
 class CacheStats:
+    """Counters of a :class:`ScoreCache`."""
+
     hits: int
     misses: int
     size: int
@@ -31,6 +33,7 @@ class ScoreCache(Generic[V]):
         self._misses = 0
 
     def get(self, key: tuple[bytes, ...]) -> V | None:
+        """The cached value (marked recently used), or ``None``."""
         if self.capacity <= 0:
             return None
         with self._lock:
@@ -43,6 +46,7 @@ class ScoreCache(Generic[V]):
             return value
 
     def put(self, key: tuple[bytes, ...], value: V) -> None:
+        """Store a value, evicting the least recently used beyond capacity."""
         if self.capacity <= 0:
             return
         with self._lock:
@@ -51,12 +55,8 @@ class ScoreCache(Generic[V]):
             while len(self._items) > self.capacity:
                 self._items.popitem(last=False)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._hits = self._misses = 0
-
     @property
     def stats(self) -> CacheStats:
+        """A snapshot of the counters."""
         with self._lock:
             return CacheStats(self._hits, self._misses, len(self._items), self.capacity)

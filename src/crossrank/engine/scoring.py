@@ -41,6 +41,7 @@ class DocScore:
 
     @property
     def read(self) -> DocRead:
+        """How the document was read, as results report it."""
         return DocRead(self.truncated, self.n_windows, self.span)
 
 

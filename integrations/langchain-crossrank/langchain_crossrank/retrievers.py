@@ -26,7 +26,10 @@ class ScoredVectorStoreRetriever(BaseRetriever):
     ``metadata[score_key]`` set to a float score, which ``CrossrankReranker(fusion=...)`` reads.
     With ``score_type="relevance"`` (the default) that is the store's relevance score (its
     ``relevance_score_fn`` over the distance, as ``similarity_search_with_relevance_scores``
-    computes it: higher is better whatever the distance), clipped to [0, 1]; with
+    computes it: higher is better whatever the distance), clipped to [0, 1] (FAISS's default
+    L2 relevance, ``1 - distance / sqrt(2)``, is meant for unit-length vectors; with others,
+    give the store a ``relevance_score_fn`` that fits them, or clipping flattens the far
+    documents to 0); with
     ``"raw"`` it is what ``similarity_search_with_score`` returns, for stores that define no
     relevance function and whose raw score grows with relevance (cosine or inner-product
     similarity, e.g. ``InMemoryVectorStore``; not an L2 distance). The store's own documents

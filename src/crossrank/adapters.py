@@ -235,7 +235,9 @@ class EngineOptions(BaseModel):
         return None if value is None else f"{_INJECTED_PREFIX}{_qualname(value)}>"
 
     def __getstate__(self) -> dict[Any, Any]:
-        state = super().__getstate__()
+        # pydantic's own state: a host's __getstate__ may try to pickle the engine (LlamaIndex
+        # pickles each value to drop what fails, loaded model included)
+        state = BaseModel.__getstate__(self)
         injected = self.__dict__.get("reranker")
         if injected is not None and not _pickles_itself(injected):
             name = type(self).__name__
@@ -254,6 +256,11 @@ class EngineOptions(BaseModel):
         private = dict(state.get("__pydantic_private__") or {})
         private["_engine"] = None
         return {**state, "__dict__": fields, "__pydantic_private__": private}
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        # pydantic's own: the engine is built on first use (a host's __setstate__ may rebuild
+        # it from whatever survived, or fall back silently)
+        BaseModel.__setstate__(self, state)
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Any:
         memo = {} if memo is None else memo

@@ -14,7 +14,7 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from llama_index.postprocessor.crossrank._engine import LlamaIndexEngineOptions
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from crossrank.adapters import READ_KEYS, check_top_n, read_metadata
 from crossrank.errors import InvalidInputError
@@ -104,6 +104,14 @@ class CrossrankRerank(LlamaIndexEngineOptions, BaseNodePostprocessor):
     min_score: float | None = Field(
         default=None, description="Drop nodes whose final score is below this value."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_class_name(cls, data: Any) -> Any:
+        # model_dump() adds it (BaseComponent); model_validate(dump) must take it back
+        if isinstance(data, dict) and data.get("class_name") == cls.class_name():
+            return {k: v for k, v in data.items() if k != "class_name"}
+        return data
 
     @classmethod
     def class_name(cls) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +25,9 @@ __all__ = ["RETRIEVAL_SCORE_KEY", "CrossrankRerank"]
 logger = logging.getLogger(__name__)
 # (llama_index.core re-exports get_dispatcher implicitly, hence the type: ignore above)
 dispatcher = get_dispatcher(__name__)
+
+# turns the engine's results into the returned nodes and ends the events
+_Finish = Callable[[Sequence[RerankResult]], list[NodeWithScore]]
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 """The metadata key the retriever's score is kept under with ``keep_retrieval_score=True``."""
@@ -200,10 +203,10 @@ class CrossrankRerank(LlamaIndexEngineOptions, BaseNodePostprocessor):
         return request
 
     @contextmanager
-    def _reranking(self, request: _Request) -> Iterator[Any]:
+    def _reranking(self, request: _Request) -> Iterator[_Finish]:
         """The callback event around one engine call; yields the step that turns the engine's
         results into the returned nodes and ends the events."""
-        payload = {
+        payload: dict[str, Any] = {
             EventPayload.NODES: request.nodes,
             EventPayload.MODEL_NAME: self.model_name,
             EventPayload.QUERY_STR: request.query,

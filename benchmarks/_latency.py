@@ -94,9 +94,15 @@ def machine() -> str:
 
 
 def print_latency(
-    title: str, what: str, rows: dict[str, list[float]], gathered: dict[str, float], method: str
+    title: str,
+    what: str,
+    rows: dict[str, list[float]],
+    gathered: dict[str, float],
+    method: str,
+    speedup: str,
 ) -> None:
-    """The per-query table and the all-at-once table."""
+    """The per-query table, the p50 speed-up (``speedup``: ours/theirs row names, "/"-joined)
+    and the all-at-once table."""
     print(f"\n## {title}\n")
     print(f"| {what} | p50 ms/query | p95 ms/query | mean ms/query |")
     print("|---|---:|---:|---:|")
@@ -105,6 +111,9 @@ def print_latency(
             f"| {name} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} | "
             f"{statistics.fmean(times):.1f} |"
         )
+    ours, theirs = speedup.split("/")
+    ratio = statistics.median(rows[theirs]) / statistics.median(rows[ours])
+    print(f"\np50 speed-up of {ours} over {theirs}: {ratio:.2f}x")
     n = len(next(iter(rows.values())))
     print(f"\n| {n} queries at once (asyncio.gather of {method}) | total ms |")
     print("|---|---:|")

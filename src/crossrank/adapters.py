@@ -1,5 +1,6 @@
 """What every framework adapter does the same way: the engine options, building the engine,
-pickling and copying, the ``top_n`` check and the once-per-instance truncation warning.
+pickling and copying, the ``top_n`` check, the once-per-instance truncation warning, and naming
+the install line of a missing host framework.
 
 Only the adapters (the LlamaIndex and LangChain packages, which depend on pydantic) import this
 module; ``import crossrank`` never does. Each adapter subclasses :class:`EngineOptions` next to
@@ -8,6 +9,7 @@ its host's base class and adds only its host-specific options.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import sys
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer, field_validator
 
-from crossrank.errors import CrossrankError, InvalidInputError
+from crossrank.errors import CrossrankError, InvalidInputError, MissingExtraError
 from crossrank.ranking.results import check_positive_int
 from crossrank.types import Overflow, RerankResult
 
@@ -34,6 +36,7 @@ __all__ = [
     "check_top_n",
     "read_metadata",
     "refuse_engine_and_options",
+    "require_host",
 ]
 
 TRUNCATED_KEY = "crossrank_truncated"
@@ -51,6 +54,21 @@ _INJECTED_PREFIX = "<injected engine "
 class EngineNotSerializableError(CrossrankError, TypeError):
     """An adapter holding an injected engine was pickled, or restored from a dump, and the
     engine cannot travel with it (the message says what to pass instead)."""
+
+
+def require_host(module: str, requirement: str, integration: str) -> None:
+    """Import the host framework ``module`` an integration needs, or raise
+    :class:`~crossrank.MissingExtraError` naming the ``pip install`` line of ``requirement``."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        package = requirement.split(">")[0].split("<")[0]
+        error = MissingExtraError(package, "", integration)
+        error.msg = (
+            f"{integration} needs {package}, which is not installed. Install it with: "
+            f'pip install "{requirement}"'
+        )
+        raise error from exc
 
 
 def refuse_engine_and_options(injected: object, options_set: Sequence[str], field: str) -> None:

@@ -8,21 +8,13 @@ vector store's scores in the metadata for score fusion.
 
 from __future__ import annotations
 
-from crossrank.errors import MissingExtraError as _MissingExtraError
+from crossrank.adapters import require_host as _require_host
 
-try:  # the host framework, named with its pip line when it is missing
-    import langchain_core  # noqa: F401
-except ImportError as _missing:
-    _error = _MissingExtraError("langchain-core", "", "langchain-crossrank")
-    _error.msg = (
-        "langchain-crossrank needs langchain-core, which is not installed. Install it with: "
-        'pip install "langchain-core>=1.2,<2"'
-    )
-    raise _error from _missing
+_require_host("langchain_core", "langchain-core>=1.2,<2", "langchain-crossrank")
 
-from langchain_crossrank.compressor import RELEVANCE_SCORE_KEY, RERANK_EVENT, CrossrankReranker
-from langchain_crossrank.cross_encoder import CrossrankCrossEncoder
-from langchain_crossrank.retrievers import ScoredVectorStoreRetriever
+from langchain_crossrank.compressor import RELEVANCE_SCORE_KEY, RERANK_EVENT, CrossrankReranker  # noqa: E402
+from langchain_crossrank.cross_encoder import CrossrankCrossEncoder  # noqa: E402
+from langchain_crossrank.retrievers import ScoredVectorStoreRetriever  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -12,6 +12,7 @@ fit the model's max_length (where both read exactly the same tokens).
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import warnings
 from typing import Any
@@ -32,14 +33,14 @@ def parse_args() -> Any:
 
 
 def embeddings() -> Any:
-    try:
-        from langchain_huggingface import HuggingFaceEmbeddings
-    except ImportError:
-        from langchain_community.embeddings import HuggingFaceEmbeddings
-    return HuggingFaceEmbeddings(
-        model_name=default_biencoder(),
-        model_kwargs={"device": "cpu"},
-        encode_kwargs={"normalize_embeddings": True},
+    """all-MiniLM-L6-v2 (offline, unit-length vectors) from langchain_huggingface, else from
+    langchain_community."""
+    where = "langchain_huggingface"
+    if importlib.util.find_spec(where) is None:
+        where = "langchain_community.embeddings"
+    options = {"model_kwargs": {"device": "cpu"}, "encode_kwargs": {"normalize_embeddings": True}}
+    return importlib.import_module(where).HuggingFaceEmbeddings(
+        model_name=default_biencoder(), **options
     )
 
 

@@ -12,50 +12,35 @@ fit the model's max_length (where both read exactly the same tokens).
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import itertools
+import importlib.util
 import logging
-import os
-import platform
-import statistics
-import time
 import warnings
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from _latency import Agreement, concurrent_ms, machine, parser, print_latency, timed
 from langchain_core.documents import Document
 from langchain_crossrank import RELEVANCE_SCORE_KEY, CrossrankReranker
 
 from crossrank.data import load_beir
-from crossrank.paths import default_biencoder, shared_data_dir, shared_starter_dir
-
-STARTER = shared_starter_dir()
-TIE = 1e-4  # scores closer than this may swap places between two fp32 implementations
+from crossrank.paths import default_biencoder
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries", type=int, default=20, help="number of queries (N)")
-    parser.add_argument("--top-k", type=int, default=20, help="candidates per query (K)")
-    parser.add_argument("--model", default=os.environ.get("CROSSRANK_RERANKER", str(STARTER)))
-    parser.add_argument("--docs", type=int, default=300, help="SciFact abstracts in the store")
-    parser.add_argument("--chunk-size", type=int, default=400, help="characters; 0 = whole")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--data", default=str(shared_data_dir() / "scifact"))
-    return parser.parse_args()
+def parse_args() -> Any:
+    args = parser(__doc__ or "", top_k=20, corpus="store")
+    args.add_argument("--chunk-size", type=int, default=400, help="characters; 0 = whole")
+    return args.parse_args()
 
 
 def embeddings() -> Any:
-    try:
-        from langchain_huggingface import HuggingFaceEmbeddings
-    except ImportError:
-        from langchain_community.embeddings import HuggingFaceEmbeddings
-    return HuggingFaceEmbeddings(
-        model_name=default_biencoder(),
-        model_kwargs={"device": "cpu"},
-        encode_kwargs={"normalize_embeddings": True},
+    """all-MiniLM-L6-v2 (offline, unit-length vectors) from langchain_huggingface, else from
+    langchain_community."""
+    where = "langchain_huggingface"
+    if importlib.util.find_spec(where) is None:
+        where = "langchain_community.embeddings"
+    options = {"model_kwargs": {"device": "cpu"}, "encode_kwargs": {"normalize_embeddings": True}}
+    return importlib.import_module(where).HuggingFaceEmbeddings(
+        model_name=default_biencoder(), **options
     )
 
 
@@ -72,7 +57,7 @@ def hf_cross_encoder(model: str, device: str, *, fp32: bool = True) -> Any:
     return HuggingFaceCrossEncoder(model_name=model, model_kwargs=kwargs)
 
 
-def workload(args: argparse.Namespace) -> tuple[list[str], list[list[Document]]]:
+def workload(args: Any) -> tuple[list[str], list[list[Document]]]:
     from langchain_community.vectorstores import FAISS
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -95,53 +80,6 @@ def workload(args: argparse.Namespace) -> tuple[list[str], list[list[Document]]]
     candidates = [store.similarity_search(q.text, k=args.top_k) for q in queries]
     print(f"store: {len(wanted)} SciFact abstracts, {len(docs)} chunks; {len(queries)} queries")
     return [q.text for q in queries], candidates
-
-
-def timed(
-    fns: Sequence[Callable[[Sequence[Document], str], Sequence[Document]]],
-    queries: list[str],
-    candidates: list[list[Document]],
-) -> list[tuple[list[float], list[list[Document]]]]:
-    """Per-query milliseconds and outputs of each function; the functions take turns on each
-    query, so a change in machine load affects them alike."""
-    times: list[list[float]] = [[] for _ in fns]
-    outputs: list[list[list[Document]]] = [[] for _ in fns]
-    for query, docs in zip(queries, candidates, strict=True):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            outputs[i].append(list(fn(docs, query)))
-            times[i].append((time.perf_counter() - start) * 1000)
-    return list(zip(times, outputs, strict=True))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def concurrent_ms(compressor: Any, queries: list[str], candidates: list[list[Document]]) -> float:
-    async def run() -> None:
-        await asyncio.gather(
-            *(
-                compressor.acompress_documents(d, q)
-                for q, d in zip(queries, candidates, strict=True)
-            )
-        )
-
-    start = time.perf_counter()
-    asyncio.run(run())
-    return (time.perf_counter() - start) * 1000
-
-
-def same_order(ours: list[Document], theirs: list[Document], scores: dict[str, float]) -> bool:
-    """Same documents in the same order, up to swaps of scores that tie within TIE."""
-    if sorted(d.id or "" for d in ours) != sorted(d.id or "" for d in theirs):
-        return False
-    return all(
-        scores[a.id or ""] >= scores[b.id or ""] - TIE for a, b in itertools.pairwise(theirs)
-    )
 
 
 def main() -> None:
@@ -174,11 +112,14 @@ def main() -> None:
         compressor.compress_documents(candidates[0], queries[0])
 
     measured = timed([c.compress_documents for c in compressors.values()], queries, candidates)
-    rows = [(name, t) for name, (t, _) in zip(compressors, measured, strict=True)]
-    (ours_times, ours_out), (theirs_times, theirs_out) = measured[:2]
+    (_, ours_out), (_, theirs_out) = measured[:2]
     gathered = {
-        "CrossrankReranker": concurrent_ms(ours, queries, candidates),
-        "CrossEncoderReranker": concurrent_ms(theirs, queries, candidates),
+        name: concurrent_ms(
+            lambda c=c: (
+                c.acompress_documents(d, q) for q, d in zip(queries, candidates, strict=True)
+            )
+        )
+        for name, c in (("CrossrankReranker", ours), ("CrossEncoderReranker", theirs))
     }
 
     # rankings on the pairs that fit max_length (no truncation on either side)
@@ -186,65 +127,28 @@ def main() -> None:
 
     engine: Any = ours.engine
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    fit_same = fit_pairs = full_same = 0
-    max_diff = 0.0
+    agreement = Agreement(key=lambda d: d.id or "", score=lambda d: d.metadata[RELEVANCE_SCORE_KEY])
     for query, docs, mine, stock in zip(queries, candidates, ours_out, theirs_out, strict=True):
-        reference = {
-            d.id or "": float(s)
-            for d, s in zip(
-                docs, encoder.score([(query, d.page_content) for d in docs]), strict=True
-            )
-        }
-        full_same += same_order(mine, stock, reference)
+        pairs = [(query, d.page_content) for d in docs]
+        reference = {d.id or "": float(s) for d, s in zip(docs, encoder.score(pairs), strict=True)}
         fits = {
             d.id
             for d in docs
             if len(tokenizer(query, d.page_content, verbose=False)["input_ids"])
             <= engine.max_length
         }
-        fit_pairs += len(fits)
-        mine_fit = [d for d in mine if d.id in fits]
-        stock_fit = [d for d in stock if d.id in fits]
-        fit_same += same_order(mine_fit, stock_fit, reference)
-        for d in mine_fit:
-            max_diff = max(max_diff, abs(d.metadata[RELEVANCE_SCORE_KEY] - reference[d.id or ""]))
+        agreement.add(mine, stock, reference, fits)
 
     n, k = len(queries), args.top_k
-    print(
-        f"\n## LangChain compressors, {n} SciFact queries x {k} candidates\n\n"
+    title = (
+        f"LangChain compressors, {n} SciFact queries x {k} candidates\n\n"
         f"model `{args.model}` ({engine.model_name.rsplit('/', 1)[-1]}, fp32, "
-        f"max_length={engine.max_length}, device {args.device}); {machine()}\n"
+        f"max_length={engine.max_length}, device {args.device}); {machine()}"
     )
-    print("| compressor | p50 ms/query | p95 ms/query | mean ms/query |")
-    print("|---|---:|---:|---:|")
-    for name, times in rows:
-        print(
-            f"| {name} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} | "
-            f"{statistics.fmean(times):.1f} |"
-        )
-    speedup = statistics.median(theirs_times) / statistics.median(ours_times)
-    print(f"\np50 speed-up of CrossrankReranker over the fp32 stock compressor: {speedup:.2f}x\n")
-    print(f"| {n} queries at once (asyncio.gather of acompress_documents) | total ms |")
-    print("|---|---:|")
-    for name, ms in gathered.items():
-        print(f"| {name} | {ms:.0f} |")
-    print(
-        f"\nRankings on pairs that fit max_length={engine.max_length} ({fit_pairs} of {n * k} "
-        f"pairs): same order for {fit_same}/{n} queries; max |score difference| "
-        f"{max_diff:.2e} (ties within {TIE:g} may swap)."
-    )
-    print(
-        f"Full candidate lists (documents over max_length are truncated differently: crossrank "
-        f"keeps the query whole, sentence-transformers cuts the longest side): same order for "
-        f"{full_same}/{n} queries."
-    )
-
-
-def machine() -> str:
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)"
-    )
+    rows = {name: times for name, (times, _) in zip(compressors, measured, strict=True)}
+    pair = "/".join(list(rows)[:2])  # ours / the fp32 stock compressor
+    print_latency(title, "compressor", rows, gathered, "acompress_documents", pair)
+    agreement.print(engine.max_length, n * k)
 
 
 if __name__ == "__main__":

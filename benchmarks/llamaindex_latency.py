@@ -16,49 +16,32 @@ SentenceTransformerRerank). Then the N queries go at once through ``apostprocess
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import copy
-import itertools
 import logging
-import os
-import statistics
-import time
 import warnings
-from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
+from _latency import Agreement, concurrent_ms, machine, parser, print_latency, timed
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from crossrank.data import load_beir
-from crossrank.paths import default_biencoder, shared_data_dir
+from crossrank.paths import default_biencoder
 
-STARTER = Path(__file__).resolve().parents[2] / "shared" / "models" / "crossrank-starter"
-TIE = 1e-4  # scores closer than this may swap places between two fp32 implementations
 ST_MAX_LENGTH = 512  # what SentenceTransformerRerank gives its CrossEncoder
 
-Postprocess = Callable[[list[NodeWithScore], str], list[NodeWithScore]]
 
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries", type=int, default=20, help="number of queries (N)")
-    parser.add_argument("--top-k", type=int, default=10, help="candidates per query (K)")
-    parser.add_argument("--model", default=os.environ.get("CROSSRANK_RERANKER", str(STARTER)))
-    parser.add_argument("--docs", type=int, default=300, help="SciFact abstracts in the index")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
+def parse_args() -> Any:
+    args = parser(__doc__ or "", top_k=10, corpus="index")
+    args.add_argument(
         "--as-stored",
         action="store_true",
         help="also time SentenceTransformerRerank in the dtype the checkpoint is stored in",
     )
-    parser.add_argument("--data", default=str(shared_data_dir() / "scifact"))
-    return parser.parse_args()
+    return args.parse_args()
 
 
-def workload(args: argparse.Namespace) -> tuple[list[str], list[list[NodeWithScore]]]:
+def workload(args: Any) -> tuple[list[str], list[list[NodeWithScore]]]:
     """The judged test claims and each one's top-k nodes from a FAISS-backed index."""
     import faiss
     from llama_index.core import Document, StorageContext, VectorStoreIndex
@@ -90,57 +73,15 @@ def workload(args: argparse.Namespace) -> tuple[list[str], list[list[NodeWithSco
     return [q.text for q in queries], candidates
 
 
-def timed(
-    fns: Sequence[Postprocess], queries: list[str], candidates: list[list[NodeWithScore]]
-) -> list[tuple[list[float], list[list[NodeWithScore]]]]:
-    """Per-query milliseconds and outputs of each function; the functions take turns on each
-    query, so a change in machine load affects them alike. Each gets its own deep copy of the
-    candidates (SentenceTransformerRerank writes its scores into the nodes it is given)."""
-    times: list[list[float]] = [[] for _ in fns]
-    outputs: list[list[list[NodeWithScore]]] = [[] for _ in fns]
-    for query, nodes in zip(queries, candidates, strict=True):
-        for i, fn in enumerate(fns):
-            mine = copy.deepcopy(nodes)
-            start = time.perf_counter()
-            outputs[i].append(fn(mine, query))
-            times[i].append((time.perf_counter() - start) * 1000)
-    return list(zip(times, outputs, strict=True))
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def concurrent_ms(
+def gathered_ms(
     postprocessor: Any, queries: list[str], candidates: list[list[NodeWithScore]]
 ) -> float:
     copies = [copy.deepcopy(nodes) for nodes in candidates]
-
-    async def run() -> None:
-        await asyncio.gather(
-            *(
-                postprocessor.apostprocess_nodes(nodes, query_bundle=QueryBundle(q))
-                for q, nodes in zip(queries, copies, strict=True)
-            )
+    return concurrent_ms(
+        lambda: (
+            postprocessor.apostprocess_nodes(nodes, query_bundle=QueryBundle(q))
+            for q, nodes in zip(queries, copies, strict=True)
         )
-
-    start = time.perf_counter()
-    asyncio.run(run())
-    return (time.perf_counter() - start) * 1000
-
-
-def same_order(
-    ours: list[NodeWithScore], theirs: list[NodeWithScore], scores: dict[str, float]
-) -> bool:
-    """Same nodes in the same order, up to swaps of scores that tie within TIE."""
-    if sorted(n.node.node_id for n in ours) != sorted(n.node.node_id for n in theirs):
-        return False
-    return all(
-        scores[a.node.node_id] >= scores[b.node.node_id] - TIE
-        for a, b in itertools.pairwise(theirs)
     )
 
 
@@ -175,23 +116,22 @@ def main() -> None:
     for postprocessor in rows.values():  # warm-up: first-call allocations, lazy imports
         postprocessor.postprocess_nodes(copy.deepcopy(candidates[0]), query_str=queries[0])
 
+    # each call gets its own copy: SentenceTransformerRerank writes into the nodes it is given
     fns = [(lambda nodes, q, p=p: p.postprocess_nodes(nodes, query_str=q)) for p in rows.values()]
-    measured = timed(fns, queries, candidates)
-    (_, (t512, out512), (t_st, out_st)) = measured[:3]
+    measured = timed(fns, queries, candidates, fresh=copy.deepcopy)
+    (_, (_, out512), (_, out_st)) = measured[:3]
     gathered = {
-        "CrossrankRerank (max_length=512)": concurrent_ms(ours_512, queries, candidates),
-        "SentenceTransformerRerank (fp32)": concurrent_ms(theirs, queries, candidates),
+        "CrossrankRerank (max_length=512)": gathered_ms(ours_512, queries, candidates),
+        "SentenceTransformerRerank (fp32)": gathered_ms(theirs, queries, candidates),
     }
 
     # rankings on the pairs that fit 512 tokens (both read exactly the same tokens)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    fit_same = fit_pairs = full_same = 0
-    max_diff = 0.0
+    agreement = Agreement(key=lambda n: n.node.node_id, score=lambda n: float(n.score or 0.0))
     for query, mine, stock in zip(queries, out512, out_st, strict=True):
         reference = {n.node.node_id: float(n.score or 0.0) for n in stock}
-        full_same += same_order(mine, stock, reference)
         fits = {
             n.node.node_id
             for n in stock
@@ -202,53 +142,20 @@ def main() -> None:
             )
             <= ST_MAX_LENGTH
         }
-        fit_pairs += len(fits)
-        mine_fit = [n for n in mine if n.node.node_id in fits]
-        stock_fit = [n for n in stock if n.node.node_id in fits]
-        fit_same += same_order(mine_fit, stock_fit, reference)
-        for n in mine_fit:
-            max_diff = max(max_diff, abs(float(n.score or 0.0) - reference[n.node.node_id]))
+        agreement.add(mine, stock, reference, fits)
 
     n = len(queries)
-    print(
-        f"\n## LlamaIndex postprocessors, {n} SciFact queries x {k} candidates\n\n"
-        f"model `{args.model}` (fp32 unless stated, device {args.device}); {machine()}\n"
+    times = {name: t for name, (t, _) in zip(rows, measured, strict=True)}
+    print_latency(
+        f"LlamaIndex postprocessors, {n} SciFact queries x {k} candidates\n\n"
+        f"model `{args.model}` (fp32 unless stated, device {args.device}); {machine()}",
+        "postprocessor",
+        times,
+        gathered,
+        "apostprocess_nodes",
+        "/".join(list(times)[1:3]),  # both at max_length=512, fp32
     )
-    print("| postprocessor | p50 ms/query | p95 ms/query | mean ms/query |")
-    print("|---|---:|---:|---:|")
-    for name, (times, _) in zip(rows, measured, strict=True):
-        print(
-            f"| {name} | {percentile(times, 0.5):.1f} | {percentile(times, 0.95):.1f} | "
-            f"{statistics.fmean(times):.1f} |"
-        )
-    speedup = statistics.median(t_st) / statistics.median(t512)
-    print(
-        f"\np50 speed-up of CrossrankRerank over SentenceTransformerRerank at the same "
-        f"max_length={ST_MAX_LENGTH} (fp32): {speedup:.2f}x\n"
-    )
-    print(f"| {n} queries at once (asyncio.gather of apostprocess_nodes) | total ms |")
-    print("|---|---:|")
-    for name, ms in gathered.items():
-        print(f"| {name} | {ms:.0f} |")
-    print(
-        f"\nRankings at max_length={ST_MAX_LENGTH} on pairs that fit ({fit_pairs} of {n * k} "
-        f"pairs): same order for {fit_same}/{n} queries; max |score difference| "
-        f"{max_diff:.2e} (ties within {TIE:g} may swap)."
-    )
-    print(
-        f"Full candidate lists (longer pairs are truncated differently: crossrank keeps the "
-        f"query whole, sentence-transformers cuts the longest side): same order for "
-        f"{full_same}/{n} queries."
-    )
-
-
-def machine() -> str:
-    import platform
-
-    return (
-        f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads)"
-    )
+    agreement.print(ST_MAX_LENGTH, n * k)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ vector store's scores in the metadata for score fusion.
 
 from __future__ import annotations
 
-from langchain_crossrank.compressor import RELEVANCE_SCORE_KEY, RERANK_EVENT, CrossrankReranker
-from langchain_crossrank.cross_encoder import CrossrankCrossEncoder
-from langchain_crossrank.retrievers import ScoredVectorStoreRetriever
+from crossrank.adapters import require_host as _require_host
+
+_require_host("langchain_core", "langchain-core>=1.2,<2", "langchain-crossrank")
+
+from langchain_crossrank.compressor import RELEVANCE_SCORE_KEY, RERANK_EVENT, CrossrankReranker  # noqa: E402
+from langchain_crossrank.cross_encoder import CrossrankCrossEncoder  # noqa: E402
+from langchain_crossrank.retrievers import ScoredVectorStoreRetriever  # noqa: E402
 
 __version__ = "0.1.0"
 

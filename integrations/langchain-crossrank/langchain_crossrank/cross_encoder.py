@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langchain_core.cross_encoders import BaseCrossEncoder
-from pydantic import ConfigDict, PrivateAttr
+from pydantic import ConfigDict
 
+from crossrank.adapters import EngineOptions
 from crossrank.types import SupportsScorePairs
-from langchain_crossrank._engine import EngineOptions
 
 __all__ = ["CrossrankCrossEncoder"]
 
@@ -23,7 +21,8 @@ class CrossrankCrossEncoder(EngineOptions, BaseCrossEncoder):
 
     Pass an engine (``reranker=crossrank.Reranker(...)``, or anything with ``score_pairs``) or
     the engine options to have one built. Scores are raw logits or probabilities as the
-    engine's ``activation`` says.
+    engine's ``activation`` says. It can be pickled (carrying its engine options, not the
+    loaded model) and deep-copied (sharing the engine).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
@@ -32,19 +31,11 @@ class CrossrankCrossEncoder(EngineOptions, BaseCrossEncoder):
     """An engine to use (e.g. a shared :class:`crossrank.Reranker`); built from the engine
     options when ``None``."""
 
-    _engine: SupportsScorePairs | None = PrivateAttr(default=None)
-
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        self._check_not_both(self.reranker, "reranker")
-        self._engine = self.reranker if self.reranker is not None else self._build_reranker()
-
     @property
     def engine(self) -> SupportsScorePairs:
         """The engine this cross-encoder scores with."""
-        if self._engine is None:
-            self._engine = self.reranker if self.reranker is not None else self._build_reranker()
-        return self._engine
+        engine: SupportsScorePairs = self._current_engine()
+        return engine
 
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
         """One score per pair, in the given order; higher means more relevant."""

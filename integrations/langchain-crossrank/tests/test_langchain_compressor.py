@@ -16,9 +16,11 @@ from langchain_crossrank import RELEVANCE_SCORE_KEY, RERANK_EVENT, CrossrankRera
 from pydantic import ValidationError
 
 from crossrank import InvalidInputError, Reranker
+from crossrank.adapters import TRUNCATED_KEY, WINDOWS_KEY
 from crossrank.ranking.fusion import fuse
 
 QUERY = "does vitamin d lower the risk of cancer"
+READ = [TRUNCATED_KEY, WINDOWS_KEY]  # the fake engine knows no span
 
 
 def make_docs() -> list[Document]:
@@ -79,7 +81,8 @@ def test_returns_scored_copies_best_first_and_leaves_inputs_untouched(fake: Any)
         assert type(doc.metadata[RELEVANCE_SCORE_KEY]) is float
         assert doc.metadata[RELEVANCE_SCORE_KEY] == fake.score(QUERY, doc.page_content)
         # the stale value is replaced and the score is the last key; the rest is kept in order
-        assert list(doc.metadata) == ["source", "tags", "score", RELEVANCE_SCORE_KEY]
+        assert list(doc.metadata) == ["source", "tags", "score", *READ, RELEVANCE_SCORE_KEY]
+        assert (doc.metadata[TRUNCATED_KEY], doc.metadata[WINDOWS_KEY]) == (False, 1)
         assert doc.metadata["tags"] == original.metadata["tags"]
     assert original.metadata[RELEVANCE_SCORE_KEY] == "stale"
 
@@ -185,7 +188,7 @@ def test_reports_a_custom_event_to_the_callbacks_it_is_given(fake: Any) -> None:
 def test_options_are_validated(fake: Any) -> None:
     with pytest.raises(ValidationError):
         CrossrankReranker(reranker=object())
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidInputError, match="top_n must be a positive integer, got 0"):
         CrossrankReranker(reranker=fake, top_n=0)
     with pytest.raises(ValidationError):
         CrossrankReranker(reranker=fake, alpha=1.5)

@@ -10,17 +10,11 @@ from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import Document
 from langchain_crossrank import RELEVANCE_SCORE_KEY, CrossrankCrossEncoder, CrossrankReranker
 from pydantic import ValidationError
+from test_langchain_compressor import QUERY, make_docs
 
 from crossrank import InvalidInputError, Reranker
 
-QUERY = "does vitamin d lower the risk of cancer"
-TEXTS = [
-    "the effect of blood pressure treatment in mice",
-    "vitamin d levels and cancer risk in a cohort of patients",
-    "cancer cells express higher levels of a protein",
-    "how genes are expressed in human cells",
-    "vitamin d and the risk of cancer: a study of human patients",
-]
+TEXTS = [d.page_content for d in make_docs()]
 
 
 class CountingScorer:

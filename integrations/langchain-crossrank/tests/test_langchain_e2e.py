@@ -17,6 +17,7 @@ from langchain_crossrank import (
 )
 
 from crossrank import Reranker
+from crossrank.adapters import READ_KEYS, TRUNCATED_KEY, WINDOWS_KEY
 from crossrank.ranking.fusion import fuse
 
 pytestmark = pytest.mark.slow
@@ -44,7 +45,9 @@ def retriever(base_retriever: Any, starter_engine: Reranker) -> Any:
 
 
 def without_score(doc: Document) -> dict[str, Any]:
-    return {k: v for k, v in doc.metadata.items() if k != RELEVANCE_SCORE_KEY}
+    """The metadata without what the reranker adds (the score and how the model read it)."""
+    added = (RELEVANCE_SCORE_KEY, *READ_KEYS)
+    return {k: v for k, v in doc.metadata.items() if k not in added}
 
 
 def store_snapshot(faiss_store: Any) -> list[tuple[Any, ...]]:
@@ -71,6 +74,8 @@ def test_sync_invoke_reranks_the_candidates(
             original = candidates[result.index]
             assert doc.page_content == original.page_content
             assert without_score(doc) == original.metadata
+            assert doc.metadata[TRUNCATED_KEY] is result.truncated
+            assert doc.metadata[WINDOWS_KEY] == result.n_windows
             assert list(doc.metadata)[-1] == RELEVANCE_SCORE_KEY
             assert type(doc.metadata[RELEVANCE_SCORE_KEY]) is float
             assert doc.metadata[RELEVANCE_SCORE_KEY] == pytest.approx(result.score, abs=1e-5)
@@ -147,7 +152,9 @@ def test_existing_relevance_score_is_replaced_and_last(
     expected = starter_engine.rerank(query, [d.page_content for d in candidates])[:TOP_N]
     assert [(d.id, dict(d.metadata)) for d in candidates] == snapshot
     for doc, result in zip(out, expected, strict=True):
-        assert list(doc.metadata) == [*candidates[result.index].metadata]
+        # the retriever's key moves to the end, after the keys that say how the model read it
+        kept = [k for k in candidates[result.index].metadata if k != RELEVANCE_SCORE_KEY]
+        assert list(doc.metadata) == [*kept, TRUNCATED_KEY, WINDOWS_KEY, RELEVANCE_SCORE_KEY]
         assert doc.metadata[RELEVANCE_SCORE_KEY] == pytest.approx(result.score, abs=1e-5)
         assert doc.metadata[RELEVANCE_SCORE_KEY] != dense[doc.id]
 

@@ -49,3 +49,10 @@ def test_import_loads_neither_classic_community_nor_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+def test_a_missing_langchain_core_names_the_pip_line() -> None:
+    code = "import sys; sys.modules['langchain_core'] = None; import langchain_crossrank"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert "MissingExtraError" in done.stderr
+    assert 'pip install "langchain-core>=1.2,<2"' in done.stderr

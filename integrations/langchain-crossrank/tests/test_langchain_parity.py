@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from langchain_core.documents import Document
 from langchain_crossrank import RELEVANCE_SCORE_KEY, CrossrankReranker
+from test_langchain_compressor import QUERY, make_docs
 
 from crossrank import Reranker
 
@@ -52,18 +53,10 @@ def assert_same_ranking(
 
 
 def test_rankings_agree_on_the_tiny_model(tiny_model: Path, tiny_engine: Reranker) -> None:
-    query = "does vitamin d lower the risk of cancer"
-    texts = [
-        "the effect of blood pressure treatment in mice",
-        "vitamin d levels and cancer risk in a cohort of patients",
-        "cancer cells express higher levels of a protein",
-        "how genes are expressed in human cells",
-        "vitamin d and the risk of cancer: a study of human patients",
-        "rna and dna in the cells of mice",
-    ]
+    texts = [d.page_content for d in make_docs()] + ["rna and dna in the cells of mice"]
     docs = [Document(id=f"d{i}", page_content=t) for i, t in enumerate(texts)]
     ours = CrossrankReranker(reranker=tiny_engine, top_n=None)
-    assert_same_ranking(query, docs, ours, hf_cross_encoder(tiny_model))
+    assert_same_ranking(QUERY, docs, ours, hf_cross_encoder(tiny_model))
 
 
 @pytest.mark.slow

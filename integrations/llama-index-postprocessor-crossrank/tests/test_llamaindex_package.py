@@ -57,3 +57,14 @@ def test_import_loads_no_model_libraries() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert json.loads(out) == []
+
+
+def test_missing_llama_index_core_is_named_with_its_install_line() -> None:
+    script = "import sys; sys.modules['llama_index.core'] = None; import llama_index.postprocessor.crossrank"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert (
+        "crossrank.errors.MissingExtraError: llama-index-postprocessor-crossrank needs"
+        in result.stderr
+    )
+    assert 'pip install "llama-index-core>=0.12,<0.15"' in result.stderr

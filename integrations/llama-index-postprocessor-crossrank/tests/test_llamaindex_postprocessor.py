@@ -23,9 +23,12 @@ from llama_index.postprocessor.crossrank import RETRIEVAL_SCORE_KEY, CrossrankRe
 from pydantic import Field, ValidationError
 
 from crossrank import InvalidInputError, Reranker
+from crossrank.adapters import TRUNCATED_KEY, WINDOWS_KEY
 from crossrank.ranking.fusion import fuse
 
 QUERY = "does vitamin d lower the risk of cancer"
+READ = [TRUNCATED_KEY, WINDOWS_KEY]  # what the fake engine reports (it knows no span)
+WHOLE = {TRUNCATED_KEY: False, WINDOWS_KEY: 1}
 TEXTS = [
     "the effect of blood pressure treatment in mice",
     "vitamin d levels and cancer risk in a cohort of patients",
@@ -133,8 +136,10 @@ def test_returns_new_scored_nodes_best_first_and_leaves_inputs_untouched(fake: A
         assert result is not original
         assert result.node is not original.node
         assert result.node.metadata is not original.node.metadata
-        assert result.node.metadata == original.node.metadata
-        assert result.node.get_content() == original.node.get_content()
+        assert result.node.metadata == {**original.node.metadata, **WHOLE}
+        for mode in (MetadataMode.LLM, MetadataMode.EMBED):
+            text = result.node.get_content(metadata_mode=mode)
+            assert text == original.node.get_content(metadata_mode=mode)
         assert type(result.score) is float
         assert result.score == fake.score(QUERY, embed_text(original))
         check_serialises(result)
@@ -198,8 +203,8 @@ def test_keep_retrieval_score_hides_it_from_the_llm_and_the_embedding(fake: Any)
                 metadata_mode=mode
             )
         assert RETRIEVAL_SCORE_KEY in result.node.get_content(metadata_mode=MetadataMode.ALL)
-        assert result.node.excluded_llm_metadata_keys == ["section", RETRIEVAL_SCORE_KEY]
-        assert result.node.excluded_embed_metadata_keys == ["source", RETRIEVAL_SCORE_KEY]
+        assert result.node.excluded_llm_metadata_keys == ["section", RETRIEVAL_SCORE_KEY, *READ]
+        assert result.node.excluded_embed_metadata_keys == ["source", RETRIEVAL_SCORE_KEY, *READ]
         check_serialises(result)
 
     # a second rerank reads the same text as the first: the kept score does not leak into it
@@ -211,14 +216,16 @@ def test_keep_retrieval_score_hides_it_from_the_llm_and_the_embedding(fake: Any)
     assert sorted(fake.calls[-1]["documents"]) == sorted(first_input)
     # it keeps the first rerank's score as the retrieval score, listed once among the exclusions
     assert [n.node.metadata[RETRIEVAL_SCORE_KEY] for n in second] == [n.score for n in second]
-    assert all(n.node.excluded_llm_metadata_keys.count(RETRIEVAL_SCORE_KEY) == 1 for n in second)
+    for node in second:
+        for key in (RETRIEVAL_SCORE_KEY, *READ):
+            assert node.node.excluded_llm_metadata_keys.count(key) == 1
 
 
-def test_without_keep_retrieval_score_the_metadata_is_unchanged(fake: Any) -> None:
+def test_without_keep_retrieval_score_only_the_read_keys_are_added(fake: Any) -> None:
     nodes = make_nodes()
     out = CrossrankRerank(reranker=fake, top_n=None).postprocess_nodes(nodes, query_str=QUERY)
     assert all(RETRIEVAL_SCORE_KEY not in n.node.metadata for n in out)
-    assert all(n.node.excluded_llm_metadata_keys == ["section"] for n in out)
+    assert all(n.node.excluded_llm_metadata_keys == ["section", *READ] for n in out)
 
 
 @pytest.mark.parametrize("fusion", ["weighted", "rrf"])
@@ -512,10 +519,10 @@ def test_engine_options_are_passed_to_the_engine(tiny_model: Path) -> None:
     assert isinstance(engine, Reranker)
     assert (engine.max_length, engine.query_max_tokens) == (64, 16)
     assert (engine.overflow, engine.activation) == ("chunk", "raw")
-    # the postprocessor (without its engine) serialises like other LlamaIndex components
+    # the postprocessor serialises like other LlamaIndex components
     data = rerank.to_dict()
     assert data["class_name"] == "CrossrankRerank"
-    assert "reranker" not in data
+    assert data["reranker"] is None
     assert data["max_length"] == 64
     assert data["metadata_mode"] == "embed"
 

@@ -1,82 +1,62 @@
-"""Engine options of :class:`~llama_index.postprocessor.crossrank.CrossrankRerank`, and building
-the engine from them."""
+"""The engine options of :class:`~llama_index.postprocessor.crossrank.CrossrankRerank` that
+only LlamaIndex users expect: ``SentenceTransformerRerank``'s ``trust_remote_code``,
+``cache_folder`` and ``cross_encoder_kwargs``, and ``device=None``. The common ones live in
+:class:`crossrank.adapters.EngineOptions`."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from crossrank.adapters import build_reranker, refuse_engine_and_options
+from crossrank.adapters import EngineOptions
+from crossrank.errors import InvalidInputError, ModelNotFoundError
 
-if TYPE_CHECKING:
-    from crossrank.engine.reranker import Reranker
+__all__ = ["LlamaIndexEngineOptions"]
 
-__all__ = ["EngineOptions"]
+# sentence_transformers.CrossEncoder argument -> crossrank.Reranker argument
+_CROSS_ENCODER_ARGS = {
+    "max_length": "max_length",
+    "trust_remote_code": "trust_remote_code",
+    "revision": "revision",
+    "backend": "backend",
+    "model_kwargs": "model_kwargs",
+    "processor_kwargs": "tokenizer_kwargs",
+    "tokenizer_kwargs": "tokenizer_kwargs",
+}
+# files of a hub repository the torch engine never reads (other frameworks' exports)
+_NOT_NEEDED = ["onnx/*", "openvino/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "tf_model*"]
+_TOP_LEVEL = {"model": "model", "device": "device", "cache_folder": "cache_folder"}
 
-# The options set through explicit fields; everything else goes through ``reranker_kwargs``.
-_EXPLICIT = (
-    "model",
-    "device",
-    "dtype",
-    "max_length",
-    "overflow",
-    "activation",
-    "trust_remote_code",
-)
-_OPTION_FIELDS = (*_EXPLICIT, "reranker_kwargs")
 
+class LlamaIndexEngineOptions(EngineOptions):
+    """:class:`crossrank.adapters.EngineOptions` plus ``SentenceTransformerRerank``'s own."""
 
-class EngineOptions(BaseModel):
-    """How to build a :class:`crossrank.Reranker` when none is passed in.
-
-    The common settings are fields; any other ``Reranker`` keyword argument (``query_max_tokens``,
-    ``stride``, ``aggregate``, ``token_budget``, ``cache_size``, ``model_kwargs``, ...) goes in
-    ``reranker_kwargs``, checked against the engine's signature.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
-
-    model: str | Path | None = Field(
-        default=None,
-        description=(
-            "A local cross-encoder folder or hub id; None lets crossrank resolve it "
-            "($CROSSRANK_RERANKER, then the starter model, then the default hub model)."
-        ),
+    _explicit_options: ClassVar[tuple[str, ...]] = (
+        *EngineOptions._explicit_options,
+        "trust_remote_code",
+        "cache_folder",
+        "cross_encoder_kwargs",
     )
-    device: str = Field(
-        default="auto",
-        description=(
-            "'auto' (CUDA when available, else CPU; None means the same), 'cpu', 'cuda[:N]' "
-            "or 'mps'."
-        ),
-    )
-    dtype: str = Field(
-        default="auto",
-        description=(
-            "'auto' (bf16/fp16 on CUDA, fp32 on CPU), 'float32', 'bfloat16' or 'float16'; "
-            "scores are computed in fp32 either way."
-        ),
-    )
-    max_length: int | None = Field(
-        default=None,
-        ge=1,
-        description="Tokens per (query, text) pair; default the model's configured length.",
-    )
-    overflow: Literal["truncate", "chunk", "error"] = Field(
-        default="truncate",
-        description="A text that does not fit is cut, scored in windows, or refused.",
-    )
-    activation: Literal["auto", "raw", "sigmoid"] = Field(
-        default="auto",
-        description="Scores as raw logits or sigmoid probabilities; 'auto' follows the model.",
-    )
+
     trust_remote_code: bool = Field(
         default=False, description="Allow a hub model to run its own modelling code."
     )
-    reranker_kwargs: dict[str, Any] = Field(
-        default_factory=dict, description="Other keyword arguments for crossrank.Reranker."
+    cache_folder: str | Path | None = Field(
+        default=None,
+        description=(
+            "Where a hub model is downloaded to and looked up in (a Hugging Face cache folder); "
+            "ignored for a local model folder."
+        ),
+    )
+    cross_encoder_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "SentenceTransformerRerank's sentence_transformers.CrossEncoder arguments: "
+            "max_length, trust_remote_code, revision, backend, model_kwargs, processor_kwargs "
+            "(tokenizer_kwargs) and num_labels=1 map to the engine; others are refused."
+        ),
     )
 
     @field_validator("device", mode="before")
@@ -85,12 +65,76 @@ class EngineOptions(BaseModel):
         # SentenceTransformerRerank takes device=None to mean "pick one".
         return "auto" if value is None else value
 
-    def _options_set(self) -> list[str]:
-        return [name for name in _OPTION_FIELDS if name in self.model_fields_set]
+    def _engine_kwargs(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        explicit, extra = super()._engine_kwargs()
+        cache_folder = explicit.pop("cache_folder")
+        mapped = _map_cross_encoder_kwargs(explicit.pop("cross_encoder_kwargs"))
+        for name, value in mapped.items():
+            if name in extra or name in self._options_set():
+                where = "reranker_kwargs" if name in extra else f"{name}="
+                msg = f"cross_encoder_kwargs sets {name}, and so does {where}; give it once"
+                raise InvalidInputError(msg)
+            (explicit if name in explicit else extra)[name] = value
+        if cache_folder is not None:
+            explicit["model"] = _from_cache(explicit["model"], cache_folder, extra.get("revision"))
+        return explicit, extra
 
-    def _check_not_both(self, injected: object, field: str) -> None:
-        refuse_engine_and_options(injected, self._options_set(), field)
 
-    def _build_reranker(self) -> Reranker:
-        explicit = {name: getattr(self, name) for name in _EXPLICIT}
-        return build_reranker(explicit, self.reranker_kwargs)
+def _map_cross_encoder_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``CrossEncoder`` keyword arguments as ``crossrank.Reranker`` ones, or a clear error."""
+    mapped: dict[str, Any] = {}
+    for name, value in kwargs.items():
+        if name in _TOP_LEVEL:
+            # SentenceTransformerRerank refuses these too
+            msg = (
+                f"{name!r} should not be given in cross_encoder_kwargs; use the top-level "
+                f"{_TOP_LEVEL[name]}= argument instead"
+            )
+            raise InvalidInputError(msg)
+        if name == "num_labels":
+            if value != 1:
+                msg = f"a reranker has one output (num_labels=1), got num_labels={value!r}"
+                raise InvalidInputError(msg)
+            continue
+        if name == "backend" and value not in ("torch", "onnx"):
+            msg = f"backend={value!r} is not available; use 'torch' or 'onnx'"
+            raise InvalidInputError(msg)
+        target = _CROSS_ENCODER_ARGS.get(name)
+        if target is None:
+            hint = " (use activation='raw' or 'sigmoid')" if name == "activation_fn" else ""
+            msg = (
+                f"cross_encoder_kwargs[{name!r}] has no crossrank equivalent{hint}; the keys "
+                f"that map are {', '.join(sorted([*_CROSS_ENCODER_ARGS, 'num_labels']))}, and "
+                "reranker_kwargs takes any crossrank.Reranker argument"
+            )
+            raise InvalidInputError(msg)
+        if target in mapped:
+            msg = f"cross_encoder_kwargs gives {target} twice; use one of its names"
+            raise InvalidInputError(msg)
+        mapped[target] = value
+    return mapped
+
+
+def _from_cache(model: str | Path | None, cache_folder: str | Path, revision: str | None) -> str:
+    """The local folder of hub model ``model`` in ``cache_folder`` (downloaded there when the
+    hub is reachable); a local folder is returned as it is."""
+    if model is None:
+        msg = "cache_folder needs model= (a hub id to cache there); it is not used otherwise"
+        raise InvalidInputError(msg)
+    name = str(model)
+    if Path(name).expanduser().exists() or name.startswith((".", "/", "~")):
+        return name
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(
+            name, revision=revision, cache_dir=str(cache_folder), ignore_patterns=_NOT_NEEDED
+        )
+    except (LocalEntryNotFoundError, OSError) as exc:
+        msg = (
+            f"model {name!r} is not in cache_folder={str(cache_folder)!r} and could not be "
+            f"downloaded there ({exc}); with network access it is fetched once, offline pass "
+            "a local model folder"
+        )
+        raise ModelNotFoundError(msg) from exc

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -12,9 +13,10 @@ from llama_index.core.instrumentation import get_dispatcher  # type: ignore[attr
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
-from llama_index.postprocessor.crossrank._engine import EngineOptions
-from pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.postprocessor.crossrank._engine import LlamaIndexEngineOptions
+from pydantic import ConfigDict, Field, model_validator
 
+from crossrank.adapters import READ_KEYS, check_top_n, read_metadata
 from crossrank.errors import InvalidInputError
 from crossrank.types import FusionMethod, RerankResult, SupportsRerank
 
@@ -23,6 +25,9 @@ __all__ = ["RETRIEVAL_SCORE_KEY", "CrossrankRerank"]
 logger = logging.getLogger(__name__)
 # (llama_index.core re-exports get_dispatcher implicitly, hence the type: ignore above)
 dispatcher = get_dispatcher(__name__)
+
+# turns the engine's results into the returned nodes and ends the events
+_Finish = Callable[[Sequence[RerankResult]], list[NodeWithScore]]
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 """The metadata key the retriever's score is kept under with ``keep_retrieval_score=True``."""
@@ -36,9 +41,10 @@ class _Request:
     texts: list[str]
     top_n: int
     options: dict[str, Any]
+    nodes: list[NodeWithScore]
 
 
-class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
+class CrossrankRerank(LlamaIndexEngineOptions, BaseNodePostprocessor):
     """Reorders retrieved nodes by a cross-encoder's relevance to the query.
 
     Pass it in ``node_postprocessors=[...]`` of a query engine. Give it an engine
@@ -46,27 +52,29 @@ class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
     :class:`crossrank.SupportsRerank`, so one loaded model serves many postprocessors) or the
     engine options (``model=...``, ``device=...``, ``dtype=...``, ``reranker_kwargs={...}``)
     to have one built. The keyword arguments of LlamaIndex's ``SentenceTransformerRerank``
-    (``model``, ``top_n``, ``device``, ``keep_retrieval_score``, ``trust_remote_code``) mean
-    the same here.
+    (``model``, ``top_n``, ``device``, ``keep_retrieval_score``, ``cache_folder``,
+    ``cross_encoder_kwargs``, and the older ``trust_remote_code``) mean the same here.
 
     Each node is scored on the text LlamaIndex would embed for it
     (``node.get_content(metadata_mode=MetadataMode.EMBED)``; see ``metadata_mode``). The nodes
     returned are new ``NodeWithScore`` objects holding deep copies of the nodes, best first;
     their ``score`` is a Python float: the cross-encoder's score (raw logit or sigmoid
     probability, as the engine's ``activation`` says) or, with ``fusion``, the fused score.
-    The nodes passed in, their scores and their metadata are not changed.
+    Each copy's metadata says how the model read the text: ``crossrank_truncated``,
+    ``crossrank_n_windows`` and (when known) ``crossrank_span``, hidden from the LLM and the
+    embedding text. The nodes passed in, their scores and their metadata are not changed.
 
     Each call sends LlamaIndex's instrumentation events ``ReRankStartEvent`` and
-    ``ReRankEndEvent`` and the callback event ``CBEventType.RERANKING``.
+    ``ReRankEndEvent`` and the callback event ``CBEventType.RERANKING``. It can be pickled
+    (carrying its engine options, not the loaded model) and deep-copied (sharing the engine).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
 
     reranker: SupportsRerank | None = Field(
         default=None,
-        exclude=True,
         description="An engine to use (e.g. a shared crossrank.Reranker); built from the engine "
-        "options when None.",
+        "options when None. A dump names it instead of holding it.",
     )
     top_n: int | None = Field(
         default=2, description="How many nodes to return, best first; None returns them all."
@@ -100,14 +108,13 @@ class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
         default=None, description="Drop nodes whose final score is below this value."
     )
 
-    _engine: SupportsRerank = PrivateAttr()
-
-    def __init__(self, **data: Any) -> None:
-        if "top_n" in data:
-            _check_top_n(data["top_n"])
-        super().__init__(**data)
-        self._check_not_both(self.reranker, "reranker")
-        self._engine = self.reranker if self.reranker is not None else self._build_reranker()
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_class_name(cls, data: Any) -> Any:
+        # model_dump() adds it (BaseComponent); model_validate(dump) must take it back
+        if isinstance(data, dict) and data.get("class_name") == cls.class_name():
+            return {k: v for k, v in data.items() if k != "class_name"}
+        return data
 
     @classmethod
     def class_name(cls) -> str:
@@ -117,15 +124,16 @@ class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
     @property
     def engine(self) -> SupportsRerank:
         """The engine this postprocessor scores with."""
-        return self._engine
+        engine: SupportsRerank = self._current_engine()
+        return engine
 
     @property
     def model_name(self) -> str:
         """The model's name as the engine reports it (events carry it)."""
-        name = getattr(self._engine, "model_name", None)
+        name = getattr(self.engine, "model_name", None)
         if isinstance(name, str):
             return name
-        return str(self.model) if self.model is not None else type(self._engine).__name__
+        return str(self.model) if self.model is not None else type(self.engine).__name__
 
     # -- the postprocessor ----------------------------------------------------------------------
     def _postprocess_nodes(
@@ -137,15 +145,8 @@ class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
         request = self._request(nodes, query_bundle)
         if request is None:
             return []
-        dispatcher.event(self._start_event(nodes, query_bundle, request))
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._payload(nodes, request)
-        ) as event:
-            results = self._engine.rerank(request.query, request.texts, **request.options)
-            out = self._scored_copies(nodes, results)
-            event.on_end(payload={EventPayload.NODES: out})
-        dispatcher.event(ReRankEndEvent(nodes=out))
-        return out
+        with self._reranking(request) as finish:
+            return finish(self.engine.rerank(request.query, request.texts, **request.options))
 
     @dispatcher.span
     async def _apostprocess_nodes(
@@ -158,21 +159,16 @@ class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
         request = self._request(nodes, query_bundle)
         if request is None:
             return []
-        dispatcher.event(self._start_event(nodes, query_bundle, request))
-        with self.callback_manager.event(
-            CBEventType.RERANKING, payload=self._payload(nodes, request)
-        ) as event:
-            results = await self._engine.arerank(request.query, request.texts, **request.options)
-            out = self._scored_copies(nodes, results)
-            event.on_end(payload={EventPayload.NODES: out})
-        dispatcher.event(ReRankEndEvent(nodes=out))
-        return out
+        with self._reranking(request) as finish:
+            return finish(
+                await self.engine.arerank(request.query, request.texts, **request.options)
+            )
 
     # -- internals ----------------------------------------------------------------------------
     def _request(
         self, nodes: Sequence[NodeWithScore], query_bundle: QueryBundle | None
     ) -> _Request | None:
-        """Check the call; ``None`` when there is nothing to rerank."""
+        """Check the call; ``None`` when there is nothing to rerank. Sends the start event."""
         if query_bundle is None:
             msg = (
                 "CrossrankRerank needs the query: call postprocess_nodes(nodes, "
@@ -183,7 +179,7 @@ class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
         if not isinstance(query, str) or not query.strip():
             msg = "the query is empty; pass the user's question as a non-empty string"
             raise InvalidInputError(msg)
-        _check_top_n(self.top_n)
+        check_top_n(self.top_n)
         if not nodes:
             return None
         fusion: FusionMethod | None = self.fusion
@@ -196,7 +192,35 @@ class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
         }
         texts = [n.node.get_content(metadata_mode=self.metadata_mode) for n in nodes]
         top_n = len(nodes) if self.top_n is None else min(self.top_n, len(nodes))
-        return _Request(query=query, texts=texts, top_n=top_n, options=options)
+        request = _Request(
+            query=query, texts=texts, top_n=top_n, options=options, nodes=list(nodes)
+        )
+        dispatcher.event(
+            ReRankStartEvent(
+                query=query_bundle, nodes=request.nodes, top_n=top_n, model_name=self.model_name
+            )
+        )
+        return request
+
+    @contextmanager
+    def _reranking(self, request: _Request) -> Iterator[_Finish]:
+        """The callback event around one engine call; yields the step that turns the engine's
+        results into the returned nodes and ends the events."""
+        payload: dict[str, Any] = {
+            EventPayload.NODES: request.nodes,
+            EventPayload.MODEL_NAME: self.model_name,
+            EventPayload.QUERY_STR: request.query,
+            EventPayload.TOP_K: request.top_n,
+        }
+        with self.callback_manager.event(CBEventType.RERANKING, payload=payload) as event:
+
+            def finish(results: Sequence[RerankResult]) -> list[NodeWithScore]:
+                out = self._scored_copies(request.nodes, results)
+                event.on_end(payload={EventPayload.NODES: out})
+                dispatcher.event(ReRankEndEvent(nodes=out))
+                return out
+
+            yield finish
 
     def _retrieval_scores(self, nodes: Sequence[NodeWithScore]) -> list[float]:
         scores: list[float] = []
@@ -211,25 +235,11 @@ class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
             scores.append(float(node.score))
         return scores
 
-    def _start_event(
-        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None, request: _Request
-    ) -> ReRankStartEvent:
-        return ReRankStartEvent(
-            query=query_bundle, nodes=nodes, top_n=request.top_n, model_name=self.model_name
-        )
-
-    def _payload(self, nodes: list[NodeWithScore], request: _Request) -> dict[str, Any]:
-        return {
-            EventPayload.NODES: nodes,
-            EventPayload.MODEL_NAME: self.model_name,
-            EventPayload.QUERY_STR: request.query,
-            EventPayload.TOP_K: request.top_n,
-        }
-
     def _scored_copies(
         self, nodes: Sequence[NodeWithScore], results: Sequence[RerankResult]
     ) -> list[NodeWithScore]:
-        out = [self._scored_copy(nodes[r.index], r.score) for r in results]
+        out = [self._scored_copy(nodes[r.index], r) for r in results]
+        self._warn_truncation_once(results, logger)
         logger.debug(
             "reranked %d nodes, returned %d (top score %s, %d truncated)",
             len(nodes),
@@ -239,20 +249,18 @@ class CrossrankRerank(EngineOptions, BaseNodePostprocessor):
         )
         return out
 
-    def _scored_copy(self, original: NodeWithScore, score: float) -> NodeWithScore:
+    def _scored_copy(self, original: NodeWithScore, result: RerankResult) -> NodeWithScore:
         node = original.node.model_copy(deep=True)
+        hidden: list[str] = []
         if self.keep_retrieval_score:
             retrieval = None if original.score is None else float(original.score)
             node.metadata[RETRIEVAL_SCORE_KEY] = retrieval
-            for excluded in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
-                if RETRIEVAL_SCORE_KEY not in excluded:
-                    excluded.append(RETRIEVAL_SCORE_KEY)
-        return NodeWithScore(node=node, score=float(score))
-
-
-def _check_top_n(top_n: object) -> None:
-    if top_n is None:
-        return
-    if isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1:
-        msg = f"top_n must be a positive integer (or None for all nodes), got {top_n!r}"
-        raise InvalidInputError(msg)
+            hidden.append(RETRIEVAL_SCORE_KEY)
+        for key in READ_KEYS:
+            node.metadata.pop(key, None)
+        read = read_metadata(result)
+        node.metadata.update(read)
+        hidden.extend(read)
+        for excluded in (node.excluded_llm_metadata_keys, node.excluded_embed_metadata_keys):
+            excluded.extend(key for key in hidden if key not in excluded)
+        return NodeWithScore(node=node, score=float(result.score))

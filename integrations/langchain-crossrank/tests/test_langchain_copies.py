@@ -15,7 +15,7 @@ from langchain_core.documents import Document
 from langchain_crossrank import RELEVANCE_SCORE_KEY, CrossrankCrossEncoder, CrossrankReranker
 
 from crossrank import InvalidInputError, Reranker
-from crossrank.adapters import TRUNCATED_KEY, WINDOWS_KEY, EngineNotSerializableError
+from crossrank.adapters import SPAN_KEY, TRUNCATED_KEY, WINDOWS_KEY, EngineNotSerializableError
 
 QUERY = "vitamin d and cancer risk"
 TEXTS = ["vitamin d lowers cancer risk", "blood pressure in mice", "genes in human cells"]
@@ -94,7 +94,11 @@ def test_documents_say_what_the_model_read_and_one_warning_is_logged(
     by_id = {d.id: d.metadata for d in out}
     assert (by_id["d0"][TRUNCATED_KEY], by_id["d0"][WINDOWS_KEY]) == (True, 1)
     assert (by_id["d1"][TRUNCATED_KEY], by_id["d1"][WINDOWS_KEY]) == (False, 1)
-    assert list(by_id["d1"]) == ["i", TRUNCATED_KEY, WINDOWS_KEY, RELEVANCE_SCORE_KEY]
+    assert list(by_id["d1"]) == ["i", TRUNCATED_KEY, WINDOWS_KEY, SPAN_KEY, RELEVANCE_SCORE_KEY]
+    # The engine's span: the kept head of the truncated document, the whole of the other.
+    start, end = by_id["d0"][SPAN_KEY]
+    assert start == 0 and 0 < end < len(LONG)
+    assert by_id["d1"][SPAN_KEY] == [0, len(given[1].page_content)]
     assert given[1].metadata[TRUNCATED_KEY] == "stale"
 
     chunked = CrossrankReranker(

@@ -215,3 +215,21 @@ def test_a_cache_that_cannot_be_written_exports_for_this_process(
     assert not reranker._loaded.runner.path.is_relative_to(tmp_path)
     assert any("cannot write the ONNX export" in r.getMessage() for r in caplog.records)
     clear_registry()
+
+
+def test_a_complete_export_is_reused_without_writing_or_locking(
+    model: Path, cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = Reranker(model, backend="onnx")._loaded.runner.path
+    lock = path.parent / ".lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()  # nothing can take the lock now, as in a read-only cache
+    stamp = path.stat().st_mtime_ns
+    clear_registry()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="crossrank"):
+        again = Reranker(model, backend="onnx", activation="raw")
+    assert again._loaded.runner.path == path
+    assert path.stat().st_mtime_ns == stamp
+    assert again.score_pairs(PAIRS) == pytest.approx(_torch_scores(model), abs=1e-3)
+    assert not any(r.levelno >= logging.WARNING for r in caplog.records)

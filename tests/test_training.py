@@ -294,6 +294,25 @@ def test_cli_name_cannot_reach_outside_the_models_folder(
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_link_to_a_folder_that_is_not_a_model_is_refused(
+    toy: Path, tiny_model: Path, tiny_biencoder: Path, tmp_path: Path
+) -> None:
+    from crossrank.training import output_dir
+    from crossrank.training.trainer import _check_output
+
+    victim = _victim(tmp_path / "v")
+    (tmp_path / "link").symlink_to(victim, target_is_directory=True)
+    config = _tiny_config(toy, tiny_model, tiny_biencoder, output=tmp_path / "link")
+    assert output_dir(config) == victim.resolve()
+    with pytest.raises(InvalidInputError, match="not empty and holds no model"):
+        _check_output(output_dir(config))
+    # config.json alone is not a model: the weights must be there too.
+    (victim / "config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="not empty and holds no model"):
+        _check_output(output_dir(config))
+    assert (victim / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
 def test_a_previous_model_is_replaced_and_nothing_is_left_beside_it(
     toy: Path, tiny_model: Path, tiny_biencoder: Path, tmp_path: Path
 ) -> None:

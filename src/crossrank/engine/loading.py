@@ -30,7 +30,15 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
     from tokenizers import Tokenizer
 
-__all__ = ["LoadedModel", "cpu_has_bf16", "load_model", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "LoadedModel",
+    "clear_registry",
+    "cpu_has_bf16",
+    "load_model",
+    "model_identity",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -126,7 +126,7 @@ def test_training_lowers_the_loss_and_beats_the_untrained_model(trained: Any) ->
     assert trained.best_step in steps[1:]
 
 
-def test_saved_model_loads_in_crossencoder_and_reranker(trained: Any) -> None:
+def test_saved_model_loads_in_crossencoder_and_reranker(trained: Any, toy: Path) -> None:
     from sentence_transformers import CrossEncoder
 
     from crossrank.engine.reranker import Reranker
@@ -136,8 +136,12 @@ def test_saved_model_loads_in_crossencoder_and_reranker(trained: Any) -> None:
     reranker = Reranker(str(trained.output), device="cpu")
     got = reranker.score_pairs(pairs)
     assert got == pytest.approx([float(x) for x in expected], abs=1e-4)
-    ranked = reranker.rerank("what cell", ["a cell of the", "yes a cell of the"])
-    assert ranked[0].index == 1  # the learned signal survives saving and loading
+    # The learned signal survives saving and loading: the "yes" documents come first.
+    lines = (toy / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    docs = [json.loads(line)["text"] for line in lines]
+    relevant = {i for i, doc in enumerate(docs) if "yes" in doc.split()}
+    ranked = reranker.rerank("what cell", docs)
+    assert {r.index for r in ranked[: len(relevant)]} == relevant
 
 
 def test_bf16_on_cpu_trains_and_saves_fp32_weights(
@@ -227,6 +231,125 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_model(
     with pytest.raises(InvalidInputError, match="not empty"):
         train(_tiny_config(toy, tiny_model, tiny_biencoder, output=tmp_path))
     assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def _victim(folder: Path) -> Path:
+    """A folder that is not a model, with a file in it that must survive."""
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine", encoding="utf-8")
+    return folder
+
+
+def test_output_through_a_missing_folder_is_checked_where_it_lands(
+    toy: Path, tiny_model: Path, tiny_biencoder: Path, tmp_path: Path
+) -> None:
+    from crossrank.training import output_dir, train
+
+    victim = _victim(tmp_path / "v")
+    config = _tiny_config(toy, tiny_model, tiny_biencoder, output=tmp_path / "new" / ".." / "v")
+    config = config.replace(max_steps=1, holdout_queries=0)
+    with pytest.raises(InvalidInputError, match="not empty and holds no model"):
+        train(config)
+    assert (victim / "notes.txt").read_text(encoding="utf-8") == "mine"
+    assert not (tmp_path / "new").exists()
+    assert output_dir(config) == victim.resolve()
+
+
+@pytest.mark.parametrize("name", ["../../v", "a/b", "..", ".", "", " ", "a\\b", "/abs"])
+def test_name_must_be_a_plain_folder_name(name: str) -> None:
+    with pytest.raises(InvalidInputError, match="plain folder name"):
+        TrainConfig(data=("scifact:train",), name=name)
+
+
+def test_cli_name_cannot_reach_outside_the_models_folder(
+    toy: Path,
+    tiny_model: Path,
+    tiny_biencoder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    from crossrank.cli import main
+
+    # <cache>/models does not exist yet, so <cache>/models/../../v looked like a new folder.
+    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
+    victim = _victim(tmp_path / "v")
+    code = main(
+        [
+            "train",
+            f"--data={toy}:train",
+            f"--backbone={tiny_model}",
+            f"--retriever={tiny_biencoder}",
+            "--name=../../v",
+            "--loss=bce",
+            "--negatives=1",
+            "--skip-top=1",
+            "--mine-depth=4",
+            "--max-steps=1",
+            "--max-length=24",
+            "--device=cpu",
+            "--threads=1",
+            "--no-progress",
+        ]
+    )
+    assert code == 1
+    assert "plain folder name" in capsys.readouterr().err
+    assert (victim / "notes.txt").read_text(encoding="utf-8") == "mine"
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_link_to_a_folder_that_is_not_a_model_is_refused(
+    toy: Path, tiny_model: Path, tiny_biencoder: Path, tmp_path: Path
+) -> None:
+    from crossrank.training import output_dir
+    from crossrank.training.trainer import _check_output
+
+    victim = _victim(tmp_path / "v")
+    (tmp_path / "link").symlink_to(victim, target_is_directory=True)
+    config = _tiny_config(toy, tiny_model, tiny_biencoder, output=tmp_path / "link")
+    assert output_dir(config) == victim.resolve()
+    with pytest.raises(InvalidInputError, match="not empty and holds no model"):
+        _check_output(output_dir(config))
+    # config.json alone is not a model: the weights must be there too.
+    (victim / "config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="not empty and holds no model"):
+        _check_output(output_dir(config))
+    assert (victim / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_a_previous_model_is_replaced_and_nothing_is_left_beside_it(
+    toy: Path, tiny_model: Path, tiny_biencoder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from crossrank.training import train
+
+    output = tmp_path / "models" / "mine"
+    shutil.copytree(tiny_model, output)
+    before = load_file(str(output / "model.safetensors"))
+    config = _tiny_config(toy, tiny_model, tiny_biencoder, output=output)
+    result = train(config.replace(max_steps=2, holdout_queries=0))
+    assert result.output == output.resolve()
+    after = load_file(str(output / "model.safetensors"))
+    assert any(not before[k].equal(after[k]) for k in before)  # the trained weights
+    assert (output / "training.json").is_file()
+    assert sorted(p.name for p in output.parent.iterdir()) == ["mine"]  # no staging left
+
+
+def test_the_output_is_checked_again_before_the_swap(tmp_path: Path) -> None:
+    from crossrank.training.trainer import _replace_output
+
+    staging = tmp_path / ".out.partial"
+    (staging / "best").mkdir(parents=True)
+    (staging / "best" / "config.json").write_text("{}", encoding="utf-8")
+    # Someone filled the output folder while the model trained.
+    output = _victim(tmp_path / "out")
+    with pytest.raises(InvalidInputError, match="not empty"):
+        _replace_output(staging / "best", output, staging)
+    assert (output / "notes.txt").read_text(encoding="utf-8") == "mine"
+    assert (staging / "best" / "config.json").is_file()
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -119,12 +119,20 @@ def _vocab() -> list[str]:
 
 
 def _write_tokenizer(folder: Path, max_length: int) -> None:
+    import inspect
+
     from transformers import BertTokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
     vocab_file = folder / "vocab.txt"
     vocab_file.write_text("\n".join(_vocab()) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), model_max_length=max_length)
+    # transformers 5 takes the vocabulary itself and ignores ``vocab_file`` (leaving a
+    # five-token fallback vocabulary); transformers 4 reads the file.
+    if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters:
+        vocab = {token: i for i, token in enumerate(_vocab())}
+        tokenizer = BertTokenizerFast(vocab=vocab, model_max_length=max_length)
+    else:
+        tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), model_max_length=max_length)
     tokenizer.save_pretrained(str(folder))
 
 

@@ -1,12 +1,19 @@
 """Loading cross-encoders once per process, and choosing device and dtype.
 
 One :class:`LoadedModel` exists per (model, revision, device, dtype, backend, options): every
-:class:`~crossrank.Reranker` that asks for the same model shares it, with its lock.
+:class:`~crossrank.Reranker` that asks for the same model shares it, with its lock. A local
+folder is known by its content (:func:`crossrank.fingerprint.fingerprint_folder`): when the
+files change, the next load reads them again; a hub id is known by ``name@revision``.
+
+A local folder is checked before and after transformers reads it, so a damaged or
+incomplete folder (unreadable ``config.json``, unknown ``model_type``, truncated weights,
+a tokenizer that does not fit the model) raises :class:`~crossrank.errors.InvalidModelError`
+saying which file is at fault, rather than scoring garbage.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -23,7 +30,15 @@ if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
     from tokenizers import Tokenizer
 
-__all__ = ["LoadedModel", "cpu_has_bf16", "load_model", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "LoadedModel",
+    "clear_registry",
+    "cpu_has_bf16",
+    "load_model",
+    "model_identity",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +122,12 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
 
 @dataclass(eq=False)
 class LoadedModel:
-    """A cross-encoder loaded once, with what the engine needs to drive it directly."""
+    """A cross-encoder loaded once, with what the engine needs to drive it directly.
+
+    ``identity`` names the weights: ``sha256:<content fingerprint>`` for a local folder,
+    ``name@revision`` for a hub id. ``model_max_length`` is the longest pair the position
+    embeddings allow; ``default_max_length`` the length the model is configured to use.
+    """
 
     name: str
     identity: str
@@ -174,8 +194,9 @@ def load_model(
         device, dtype = "cpu", "float32"
     resolved_device = resolve_device(device)
     resolved_dtype = resolve_dtype(dtype, resolved_device)
+    folder = _local_folder(name)
     key = (
-        name,
+        name if folder is None else str(folder),
         revision,
         resolved_device,
         str(resolved_dtype),
@@ -187,26 +208,63 @@ def load_model(
         compile,
     )
     with _REGISTRY_LOCK:
+        identity = model_identity(name, revision)
         loaded = _REGISTRY.get(key)
-        if loaded is None:
-            loaded = _load(
-                name,
-                revision=revision,
-                device=resolved_device,
-                dtype=resolved_dtype,
-                backend=backend,
-                trust_remote_code=trust_remote_code,
-                model_kwargs=dict(model_kwargs or {}),
-                tokenizer_kwargs=dict(tokenizer_kwargs or {}),
-                num_threads=num_threads,
-                compile=compile,
-            )
-            _REGISTRY[key] = loaded
-    return loaded
+        if loaded is not None and loaded.identity == identity:
+            return loaded
+        if loaded is not None:
+            logger.info("model %s changed since it was loaded; loading it again", name)
+            del _REGISTRY[key]
+        load = functools.partial(
+            _load,
+            name,
+            revision=revision,
+            device=resolved_device,
+            dtype=resolved_dtype,
+            backend=backend,
+            trust_remote_code=trust_remote_code,
+            model_kwargs=dict(model_kwargs or {}),
+            tokenizer_kwargs=dict(tokenizer_kwargs or {}),
+            num_threads=num_threads,
+            compile=compile,
+        )
+        fresh = load(identity=identity)
+        for _attempt in range(2):
+            # Files replaced while they were read: the model may mix old and new; read again.
+            now = model_identity(name, revision)
+            if now == fresh.identity:
+                break
+            logger.warning("model %s changed while it was loaded; loading it again", name)
+            fresh = load(identity=now)
+        _REGISTRY[key] = fresh
+    return fresh
+
+
+def model_identity(name: str, revision: str | None = None) -> str:
+    """What names a model's weights: ``sha256:<fingerprint>`` of a local folder's content
+    (memoised per file, so an unchanged folder is not read again), else ``name@revision``.
+
+    Raises :class:`ModelNotFoundError` for a local path that is not a model folder.
+    """
+    from crossrank.fingerprint import fingerprint_folder
+
+    folder = _local_folder(name)
+    if folder is None:
+        return f"{name}@{revision or 'main'}"
+    if not (folder / "config.json").is_file():
+        what = "folder has no config.json" if folder.is_dir() else "folder does not exist"
+        msg = f"model {name!r} not found: the {what}; pass a cross-encoder model folder or hub id"
+        raise ModelNotFoundError(msg)
+    return f"sha256:{fingerprint_folder(folder)}"
 
 
 def _looks_local(name: str) -> bool:
     return name.startswith((".", "/", "~")) or Path(name).expanduser().exists()
+
+
+def _local_folder(name: str) -> Path | None:
+    """The resolved path when ``name`` names a local path (existing or not), else ``None``."""
+    return Path(name).expanduser().resolve() if _looks_local(name) else None
 
 
 def _load(
@@ -221,31 +279,24 @@ def _load(
     tokenizer_kwargs: dict[str, Any],
     num_threads: int | None,
     compile: bool = False,
+    identity: str,
 ) -> LoadedModel:
-    from sentence_transformers import CrossEncoder
+    from crossrank.engine import checks
 
-    path = Path(name).expanduser()
-    if _looks_local(name) and not (path / "config.json").is_file():
-        what = "folder has no config.json" if path.is_dir() else "folder does not exist"
-        msg = f"model {name!r} not found: the {what}; pass a cross-encoder model folder or hub id"
-        raise ModelNotFoundError(msg)
+    folder = _local_folder(name)
+    if folder is not None:
+        checks.check_folder(name, folder, trust_remote_code=trust_remote_code)
     kwargs: dict[str, Any] = {"dtype": dtype, **model_kwargs}
     logger.info("loading cross-encoder %s on %s (%s, backend=%s)", name, device, dtype, backend)
-    try:
-        cross_encoder = CrossEncoder(
-            str(path) if path.exists() else name,
-            device=device,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-            model_kwargs=kwargs,
-            processor_kwargs=tokenizer_kwargs or None,
-        )
-    except OSError as exc:
-        msg = (
-            f"could not load model {name!r}: {exc}. Without network access pass a local model "
-            "folder, or set CROSSRANK_RERANKER to one"
-        )
-        raise ModelNotFoundError(msg) from exc
+    cross_encoder = checks.open_cross_encoder(
+        name,
+        folder,
+        device=device,
+        revision=revision,
+        trust_remote_code=trust_remote_code,
+        model_kwargs=kwargs,
+        processor_kwargs=tokenizer_kwargs or None,
+    )
     cross_encoder.eval()
     num_labels = int(cross_encoder.num_labels)
     if num_labels != 1:
@@ -255,18 +306,22 @@ def _load(
         )
         raise InvalidModelError(msg)
     hf_tokenizer = cross_encoder.tokenizer
+    checks.check_tokenizer(name, hf_tokenizer, cross_encoder.model.config, folder)
+    checks.check_weights(name, cross_encoder.model, dtype, folder)
     tokenizer = _plain_tokenizer(hf_tokenizer)
     pad_id = hf_tokenizer.pad_token_id
     model_max = _model_max_length(cross_encoder)
     default_max = min(int(cross_encoder.max_seq_length or model_max), model_max)
-    identity = _identity(name, revision, path)
     runner: Runner
     if backend == "torch":
         runner = _TorchRunner(cross_encoder.model, device, compile=compile)
     else:
         from crossrank.engine.onnx_backend import OnnxRunner, exported_model
 
-        onnx_path = exported_model(cross_encoder.model, identity, quantize=backend == "onnx-int8")
+        # The export depends on the weights and on whatever model_kwargs change in them.
+        extra = {k: v for k, v in model_kwargs.items() if k not in ("dtype", "torch_dtype")}
+        export_key = identity if not extra else f"{identity}|{_freeze(extra)!r}"
+        onnx_path = exported_model(cross_encoder.model, export_key, quantize=backend == "onnx-int8")
         runner = OnnxRunner(onnx_path, num_threads=num_threads)
     return LoadedModel(
         name=name,
@@ -357,18 +412,6 @@ def _activation_of(cross_encoder: CrossEncoder) -> Activation:
         "model's activation %r is neither sigmoid nor identity; crossrank reports raw logits", fn
     )
     return "raw"
-
-
-def _identity(name: str, revision: str | None, path: Path) -> str:
-    """A string that changes when the model's weights change (for caches and indexes)."""
-    if path.is_dir():
-        stamps = []
-        for item in sorted(path.iterdir()):
-            if item.is_file() and item.suffix in {".safetensors", ".bin", ".json", ".onnx"}:
-                stat = item.stat()
-                stamps.append(f"{item.name}:{stat.st_size}:{int(stat.st_mtime)}")
-        return json.dumps({"path": str(path.resolve()), "files": stamps}, sort_keys=True)
-    return f"{name}@{revision or 'main'}"
 
 
 def clear_registry() -> None:

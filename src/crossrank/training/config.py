@@ -17,6 +17,7 @@ __all__ = [
     "DataSpec",
     "LossName",
     "TrainConfig",
+    "check_model_name",
     "preset_config",
 ]
 
@@ -151,6 +152,8 @@ class TrainConfig:
         set_(self, "test_data", _specs(self.test_data, "test", "test_data"))
         if self.output is not None:
             set_(self, "output", Path(self.output).expanduser())
+        if self.name is not None:
+            check_model_name(self.name)
         if self.loss not in LOSSES:
             msg = f"loss must be one of {', '.join(LOSSES)}; got {self.loss!r}"
             raise InvalidInputError(msg)
@@ -218,6 +221,25 @@ class TrainConfig:
                 value = str(value)
             out[f.name] = value
         return out
+
+
+def check_model_name(name: object) -> str:
+    """``name`` (``--name``) as a plain folder name under ``<cache>/models``: no path
+    separators, not ``.`` or ``..``, so it can never point outside that folder."""
+    bad = (
+        not isinstance(name, str)
+        or not name.strip()
+        or name in {".", ".."}
+        or any(sep in name for sep in ("/", "\\", "\0"))
+        or Path(name).name != name
+    )
+    if bad:
+        msg = (
+            f"name must be a plain folder name (no '/', '\\' or '..'), got {name!r}; "
+            "to write somewhere else pass output=<folder> (--output)"
+        )
+        raise InvalidInputError(msg)
+    return str(name)
 
 
 def _check_int(name: str, value: object, *, minimum: int) -> None:

@@ -13,13 +13,14 @@ import functools
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crossrank.errors import InvalidInputError, InvalidModelError, ModelNotFoundError
-from crossrank.training.config import TrainConfig
+from crossrank.training.config import TrainConfig, check_model_name
 from crossrank.training.data import to_dataset
 from crossrank.training.evaluator import PRIMARY, evaluate_model, restrict
 from crossrank.training.schedule import BudgetClock, progress_lr_factor
@@ -74,16 +75,20 @@ class TrainResult:
 
 def output_dir(config: TrainConfig) -> Path:
     """``config.output``; else the starter slot for the starter preset (where
-    :func:`crossrank.engine.resolve.resolve_reranker` looks); else ``<cache>/models/<name>``."""
+    :func:`crossrank.engine.resolve.resolve_reranker` looks); else ``<cache>/models/<name>``.
+
+    The path is absolute and resolved (``..`` and symbolic links followed), so the folder
+    that is checked is the folder that is written.
+    """
     from crossrank.engine.resolve import starter_model_dir
     from crossrank.paths import cache_dir
 
     if config.output is not None:
-        return config.output
+        return _resolved(config.output)
     if config.preset == "starter":
-        return starter_model_dir()
+        return _resolved(starter_model_dir())
     if config.name:
-        return cache_dir() / "models" / config.name
+        return _resolved(cache_dir() / "models" / check_model_name(config.name))
     msg = "say where the model goes: pass output=<folder> (--output) or name=<name> (--name)"
     raise InvalidInputError(msg)
 
@@ -112,13 +117,44 @@ def _use_bf16(asked: bool | None, device: str) -> bool:
     return native if asked is None else asked
 
 
+def _resolved(path: Path) -> Path:
+    """``path`` made absolute with ``..`` and symbolic links resolved, even where parts of
+    it do not exist yet (``/tmp/new/../v`` is ``/tmp/v`` whether or not ``/tmp/new`` is)."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+_WEIGHTS = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json")
+
+
+def _holds_model(folder: Path) -> bool:
+    """Whether ``folder`` holds a saved model (its config and its weights)."""
+    return (folder / "config.json").is_file() and any((folder / w).is_file() for w in _WEIGHTS)
+
+
 def _check_output(output: Path) -> None:
-    if output.exists() and not output.is_dir():
-        msg = f"output {output} is a file; pass a folder"
+    """Refuse an output that training must not replace: a file, a symbolic link, or a
+    folder with content that is not a saved model. ``output`` is already resolved."""
+    if output.is_symlink() or (output.exists() and not output.is_dir()):
+        msg = f"output {output} is not a folder; pass a new or empty folder"
         raise InvalidInputError(msg)
-    if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
-        msg = f"output {output} is not empty and holds no model; pass a new or empty folder"
+    if output.is_dir() and any(output.iterdir()) and not _holds_model(output):
+        msg = (
+            f"output {output} is not empty and holds no model; pass a new or empty folder "
+            "(training replaces only a folder that holds a model)"
+        )
         raise InvalidInputError(msg)
+
+
+def _replace_output(final: Path, output: Path, staging: Path) -> None:
+    """Move the trained model folder ``final`` to ``output``, checked again (the folder
+    may have changed during training). A previous model there is first moved into this
+    run's ``staging`` folder, which the caller removes; nothing else is ever deleted."""
+    _check_output(output)
+    if output.is_dir() and any(output.iterdir()):
+        os.replace(output, staging / "replaced")
+    elif output.is_dir():
+        output.rmdir()  # empty: rmdir refuses anything else
+    os.replace(final, output)
 
 
 def _load_backbone(config: TrainConfig, backbone: str, device: str) -> Any:
@@ -250,6 +286,11 @@ def train(config: TrainConfig) -> TrainResult:
     The model folder (loadable by :class:`crossrank.Reranker` and
     ``sentence_transformers.CrossEncoder``) is written to :func:`output_dir` with a model
     card (``README.md``) and the same facts as JSON (``training.json``).
+
+    The output must be new, empty, or hold a model (``config.json`` and its weights), which
+    the new model then replaces; anything else is refused before training starts, and
+    checked again before the swap. The run works in a fresh hidden folder beside the output
+    and removes nothing else. ``name`` must be a plain folder name.
     """
     import torch
 
@@ -267,14 +308,6 @@ def _train(config: TrainConfig) -> TrainResult:
 
     from crossrank.engine.loading import resolve_device
     from crossrank.paths import default_biencoder
-    from crossrank.training.callbacks import (
-        BestCheckpointCallback,
-        BudgetCallback,
-        EvaluationScheduleCallback,
-    )
-    from crossrank.training.card import write_card
-    from crossrank.training.evaluator import make_dev_evaluator
-    from crossrank.training.losses import build_loss
     from crossrank.training.prepare import prepare
 
     if not config.data:
@@ -289,14 +322,40 @@ def _train(config: TrainConfig) -> TrainResult:
 
     started = time.monotonic()
     prepared = prepare(config, device)
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh folder beside the output, made by this run: the only folder it removes whole.
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.partial-", dir=output.parent))
+    try:
+        return _train_into(config, output, staging, device, bf16, backbone, prepared, started)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _train_into(
+    config: TrainConfig,
+    output: Path,
+    staging: Path,
+    device: str,
+    bf16: bool,
+    backbone: str,
+    prepared: Prepared,
+    started: float,
+) -> TrainResult:
+    from crossrank.training.callbacks import (
+        BestCheckpointCallback,
+        BudgetCallback,
+        EvaluationScheduleCallback,
+    )
+    from crossrank.training.card import write_card
+    from crossrank.training.evaluator import make_dev_evaluator
+    from crossrank.training.losses import build_loss
+
     dataset = to_dataset(prepared.groups, config.loss)
     model = _load_backbone(config, backbone, device)
     prepare_seconds = time.monotonic() - started
     logger.info("%d training groups from %s", len(prepared.groups), prepared.sources)
 
-    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
     clock = BudgetClock(None if config.budget_minutes is None else config.budget_minutes * 60.0)
     evaluator = None
     callbacks: list[Any] = [BudgetCallback(clock, evaluate=bool(prepared.dev_sets))]
@@ -336,11 +395,7 @@ def _train(config: TrainConfig) -> TrainResult:
     save_length = config.save_max_length or config.max_length
     if save_length != config.max_length:
         _set_default_length(final, save_length)
-    if output.exists():
-        shutil.rmtree(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(final, output)
-    shutil.rmtree(staging, ignore_errors=True)
+    _replace_output(final, output, staging)
 
     state = trainer.state
     result = TrainResult(

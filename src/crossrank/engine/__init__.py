@@ -4,7 +4,9 @@
 the modules below it are its parts:
 
 - ``resolve``: which model to use when none is named;
-- ``loading``: one loaded model per process and settings (torch or ONNX runner);
+- ``loading``: one loaded model per process and settings (torch or ONNX runner), keyed on
+  the folder's content;
+- ``checks``: refusing damaged model folders and tokenizers that do not fit the model;
 - ``geometry`` and ``pairs``: how a (query, document) pair fits in ``max_length``;
 - ``batching``: length-sorted token-budget batches and the device batching policy;
 - ``scoring``: the inner loop from requests to raw scores;

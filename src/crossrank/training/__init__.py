@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from crossrank.training.config import LOSSES, PRESETS, DataSpec, TrainConfig, preset_config
 from crossrank.training.data import TrainingGroup, mine_groups, pick_negatives, title_groups
-from crossrank.training.trainer import TrainResult, output_dir, train
+from crossrank.training.result import TrainResult
+from crossrank.training.trainer import output_dir, train
 
 __all__ = [
     "LOSSES",

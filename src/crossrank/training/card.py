@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from crossrank.training.trainer import TrainResult
+    from crossrank.training.result import TrainResult
 
 __all__ = ["render_card", "result_to_dict", "write_card"]
 

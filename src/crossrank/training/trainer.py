@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from crossrank.errors import InvalidInputError, InvalidModelError, ModelNotFound
 from crossrank.training.config import TrainConfig, check_model_name
 from crossrank.training.data import to_dataset
 from crossrank.training.evaluator import PRIMARY, evaluate_model, restrict
+from crossrank.training.result import TrainResult
 from crossrank.training.schedule import BudgetClock, progress_lr_factor
 
 if TYPE_CHECKING:
@@ -33,44 +34,6 @@ __all__ = ["TrainResult", "output_dir", "train"]
 logger = logging.getLogger(__name__)
 
 _BEST_METRIC = f"eval_dev_{PRIMARY}"
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """What a training run produced and measured (also written to the model card).
-
-    ``dev_history`` holds ``(step, metrics)`` for every dev evaluation, step 0 being the
-    untrained model; ``test`` maps each test split to its ``{run: {metric: value}}`` with
-    ``n_queries``, ``top_k`` and ``top_n``.
-    """
-
-    output: Path
-    config: TrainConfig
-    backbone: str
-    retriever: str
-    device: str
-    bf16: bool
-    sources: dict[str, int]
-    dev_queries: dict[str, int]
-    steps: int
-    max_steps: int
-    epochs: float
-    prepare_seconds: float
-    train_seconds: float
-    stopped_by_budget: bool
-    best_step: int | None
-    loss_history: tuple[tuple[int, float], ...]
-    dev_history: tuple[tuple[int, dict[str, float]], ...]
-    test: dict[str, dict[str, Any]] = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-
-    @property
-    def best_dev(self) -> dict[str, float] | None:
-        """The dev metrics of the kept checkpoint (``None`` without dev sets)."""
-        for step, metrics in self.dev_history:
-            if step == self.best_step:
-                return metrics
-        return None
 
 
 def output_dir(config: TrainConfig) -> Path:

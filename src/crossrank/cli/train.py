@@ -53,6 +53,7 @@ def _positive_float(text: str) -> float:
 
 
 def add_parser(subparsers: Any) -> None:
+    """Register ``crossrank train`` and its options."""
     from crossrank.training.config import LOSSES, PRESETS
 
     p = subparsers.add_parser(
@@ -158,6 +159,7 @@ def _say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train a reranker as the parsed arguments say; print where it went."""
     from crossrank.engine.loading import resolve_device
     from crossrank.training import output_dir, train
 

@@ -29,10 +29,12 @@ class BudgetCallback(TrainerCallback):  # type: ignore[misc]
         self.stopped_at_step: int | None = None
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        """Start the budget clock with the first step."""
         self.clock.start()
         return control
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        """Stop training (and evaluate once more, if asked) when the budget is spent."""
         if self.clock.expired() and not control.should_training_stop:
             logger.info(
                 "time budget of %.1f min spent after %d steps; stopping",
@@ -47,6 +49,7 @@ class BudgetCallback(TrainerCallback):  # type: ignore[misc]
 
     @property
     def stopped(self) -> bool:
+        """Whether the budget stopped the run."""
         return self.stopped_at_step is not None
 
 
@@ -63,6 +66,7 @@ class EvaluationScheduleCallback(TrainerCallback):  # type: ignore[misc]
         self._last_time = 0.0
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        """Ask for an evaluation when one is due or training ends."""
         step = int(state.global_step)
         now = self.clock.elapsed()
         due = (self.every_steps is not None and step % self.every_steps == 0) or (
@@ -74,6 +78,7 @@ class EvaluationScheduleCallback(TrainerCallback):  # type: ignore[misc]
         return control
 
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        """Remember when the last evaluation ran."""
         self._last_time = self.clock.elapsed()
         return control
 
@@ -98,6 +103,7 @@ class BestCheckpointCallback(TrainerCallback):  # type: ignore[misc]
         model: Any = None,
         **kwargs: Any,
     ) -> Any:
+        """Save the model when the metric reached a new best."""
         value = None if metrics is None else metrics.get(self.metric)
         if value is None or model is None:
             logger.warning("evaluation did not report %s; no checkpoint kept", self.metric)

@@ -40,7 +40,9 @@ _SEARCH_CHUNK = 256
 class SupportsSearchBatch(Protocol):
     """A first-stage retriever over the collection's corpus (e.g. a DenseRetriever)."""
 
-    def search_batch(self, queries: Sequence[str], top_k: int = 10) -> list[list[SearchHit]]: ...
+    def search_batch(self, queries: Sequence[str], top_k: int = 10) -> list[list[SearchHit]]:
+        """The ``top_k`` hits of each query, best first."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,7 @@ class ModelReranker:
         retrieval_scores: Sequence[Sequence[float]] | None = None,
         **options: Unpack[RankArgs],
     ) -> list[list[RerankResult]]:
+        """Score every pair with the model in training and rank as the engine does."""
         import torch
 
         opts = RankOptions.parse(options)

@@ -35,6 +35,7 @@ class RetrieverPool:
         self._by_corpus: dict[str, Any] = {}
 
     def get(self, collection: Collection) -> Any:
+        """The retriever over ``collection``'s corpus, built or read from the cache once."""
         from crossrank.retrieval import cached_retriever
 
         key = str((collection.corpus_file or collection.path).resolve())
@@ -53,6 +54,7 @@ class RetrieverPool:
 
     @property
     def model_name(self) -> str:
+        """The bi-encoder's name, as the retrievers report it."""
         first = next(iter(self._by_corpus.values()), None)
         return str(first.model_name) if first is not None else str(self.model or "default")
 

@@ -36,6 +36,7 @@ class BudgetClock:
 
     @property
     def started(self) -> bool:
+        """Whether :meth:`start` was called."""
         return self._started is not None
 
     def elapsed(self) -> float:
@@ -49,6 +50,7 @@ class BudgetClock:
         return min(1.0, self.elapsed() / self.budget_seconds)
 
     def expired(self) -> bool:
+        """Whether the budget is spent (never without a budget)."""
         return self.budget_seconds is not None and self.elapsed() >= self.budget_seconds
 
 

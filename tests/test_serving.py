@@ -296,3 +296,13 @@ def test_config_checks_its_values() -> None:
         ServeConfig(overflow="cut")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="port"):
         ServeConfig(port=70_000)
+
+
+def test_a_body_that_is_not_utf8_is_422(server: str) -> None:
+    response = httpx.post(
+        f"{server}/v2/rerank",
+        content=b"\x16\xff\xc6\xbe",
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]

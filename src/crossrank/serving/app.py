@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import crossrank
 from crossrank.errors import DocumentTooLongError, InvalidInputError
@@ -161,6 +162,17 @@ def create_app(config: ServeConfig | None = None, *, model: ServedModel | None =
             )
 
     guarded = [Depends(authorize)] if state.keys.enabled else []
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, not JSON)
+            detail = [{"type": "body_unreadable", "loc": ["body"], "msg": str(exc.detail)}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse(
+            error_body(str(exc.detail), "http_error"),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

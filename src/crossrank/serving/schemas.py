@@ -45,7 +45,7 @@ def _check_query(query: str) -> str:
 class CohereDocument(BaseModel):
     """A document given as an object; only ``text`` is read."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
     text: str
 
@@ -53,12 +53,12 @@ class CohereDocument(BaseModel):
 class CohereRerankRequest(BaseModel):
     """Cohere's rerank request (v1 and v2)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str | None = Field(
         default=None, description="Accepted and ignored: the server serves one model (see /info)."
     )
-    query: str = Field(min_length=1, description="The search query.")
+    query: str = Field(pattern=r"\S", description="The search query (not blank).")
     documents: list[str | CohereDocument] = Field(
         description="Texts, or objects with a `text` field, to rank against the query."
     )
@@ -146,9 +146,9 @@ class CohereRerankResponse(BaseModel):
 class TeiRerankRequest(BaseModel):
     """text-embeddings-inference's ``/rerank`` request."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
-    query: str = Field(min_length=1)
+    query: str = Field(pattern=r"\S", description="The search query (not blank).")
     texts: list[str]
     raw_scores: bool = Field(
         default=False, description="Raw logits instead of the server's default scores."

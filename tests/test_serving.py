@@ -191,6 +191,12 @@ def test_metrics_count_requests_pairs_and_batches(server: str) -> None:
     assert "crossrank_pass_pairs_count" in text
     assert "crossrank_batch_padded_tokens_sum" in text
     assert "crossrank_pairs_per_second" in text
+    truncated = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("crossrank_documents_truncated_total")
+    ]
+    assert truncated and truncated[0] >= 1  # LONG, sent by earlier tests of this module
     scored = [
         float(line.split()[-1])
         for line in text.splitlines()

@@ -110,7 +110,9 @@ class _State:
             )
             raise ApiError(429, msg, "queue_full", headers=retry)
         try:
-            results, stats = await self.model.rerank(query, texts, top_n=top_n, raw=raw)
+            results, n_truncated, stats = await self.model.rerank(
+                query, texts, top_n=top_n, raw=raw
+            )
         except DocumentTooLongError as exc:
             raise ApiError(
                 400,
@@ -124,7 +126,7 @@ class _State:
             raise ApiError(400, str(exc), "invalid_input") from None
         finally:
             self.admission.leave()
-        self.metrics.observe_rerank(len(texts), stats)
+        self.metrics.observe_rerank(len(texts), n_truncated, stats)
         return results
 
 

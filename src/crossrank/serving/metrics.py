@@ -80,6 +80,11 @@ class Metrics:
         self.pairs = Counter(
             "crossrank_pairs_scored", "(query, document) pairs reranked", registry=r
         )
+        self.truncated = Counter(
+            "crossrank_documents_truncated",
+            "Documents the model did not read whole (each result says which)",
+            registry=r,
+        )
         self.request_pairs = Histogram(
             "crossrank_request_pairs",
             "Documents per rerank request",
@@ -123,9 +128,10 @@ class Metrics:
         self.requests.labels(path=label, status=str(status)).inc()
         self.latency.labels(path=label).observe(seconds)
 
-    def observe_rerank(self, n_pairs: int, stats: Any) -> None:
+    def observe_rerank(self, n_pairs: int, n_truncated: int, stats: Any) -> None:
         """Count one answered request; record the engine pass ``stats`` once per pass."""
         self.pairs.inc(n_pairs)
+        self.truncated.inc(n_truncated)
         self.request_pairs.observe(n_pairs)
         self._rate.add(n_pairs)
         # The engine keeps the stats of its latest pass; each pass is a new object.

@@ -95,8 +95,9 @@ class ServedModel:
     # -- scoring ------------------------------------------------------------------------------
     async def rerank(
         self, query: str, documents: Sequence[str], *, top_n: int | None, raw: bool
-    ) -> tuple[list[RerankResult], Any]:
-        """Rank ``documents``; return the results and the engine's stats of the pass."""
+    ) -> tuple[list[RerankResult], int, Any]:
+        """Rank ``documents``; return the results, how many documents were truncated, and
+        the engine's stats of the pass that scored them."""
         reranker = self.reranker
         if reranker is None:  # pragma: no cover - the routes check readiness first
             msg = "the model is not loaded yet"
@@ -104,7 +105,7 @@ class ServedModel:
         docs = list(documents)
         options = RankOptions.parse(top_n=top_n)
         if not docs:
-            return [], None
+            return [], 0, None
         scored = await reranker.arerank(query, docs)
         stats = reranker.last_stats
         logits = [0.0] * len(docs)
@@ -113,4 +114,5 @@ class ServedModel:
             logits[r.index] = r.rerank_score
             reads[r.index] = DocRead(r.truncated, r.n_windows, r.span)
         scores = logits if raw or self.activation == "raw" else [_sigmoid(x) for x in logits]
-        return rank_results(docs, scores, options, reads=reads), stats
+        n_truncated = sum(r.truncated for r in scored)
+        return rank_results(docs, scores, options, reads=reads), n_truncated, stats

@@ -93,6 +93,9 @@ def run_server(config: ServeConfig, *, log_level: str = "info") -> int:
     """Serve in the foreground until SIGTERM/SIGINT; load the model first. Returns 0."""
     app = create_app(config)
     announce(config)
+    # Each result says whether its document was cut and /metrics counts them; the engine's
+    # warning on every call that truncates would flood a service's log.
+    logging.getLogger("crossrank.engine.reranker").setLevel(logging.ERROR)
     model = app.state.crossrank.model
     model.load()  # fail fast on a bad model, before binding
     server = _Server(_uvicorn_config(config, app, log_level))

@@ -350,3 +350,20 @@ def test_cli_options_become_the_service_config(monkeypatch: pytest.MonkeyPatch) 
     )
     assert config_from_args(args).api_keys == ("a", "b")
     assert config_from_args(args).bind_host == "127.0.0.1"
+
+
+def test_a_model_that_fails_to_load_is_reported(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from crossrank.serving import create_app
+
+    app = create_app(ServeConfig(model=str(tmp_path / "missing"), port=0))
+    with TestClient(app) as client:  # runs the lifespan: loading starts in the background
+        app.state.crossrank.model.wait(60)
+        assert client.get("/health").status_code == 200
+        assert client.get("/ready").status_code == 503
+        assert client.get("/ready").json() == {"status": "failed"}
+        response = client.post("/v2/rerank", json={"query": "q", "documents": ["a"]})
+        assert response.status_code == 503
+        assert response.json()["error_type"] == "model_failed"
+        assert "missing" in response.json()["message"]

@@ -72,7 +72,7 @@ _RERANK_ERRORS: dict[int | str, dict[str, Any]] = {
     **_AUTH_ERRORS,
     413: _doc("Too many documents or too large a body."),
     429: _doc("The queue is full; retry after `Retry-After` seconds."),
-    503: _doc("The model is still loading; retry after `Retry-After` seconds."),
+    503: _doc("The model is still loading (retry after `Retry-After` seconds) or failed to."),
 }
 
 
@@ -92,6 +92,9 @@ class _State:
         self, query: str, texts: Sequence[str], *, top_n: int | None, raw: bool
     ) -> list[RerankResult]:
         retry = {"Retry-After": str(self.config.retry_after_s)}
+        if self.model.error is not None:
+            msg = f"the model failed to load: {self.model.error}; see the server's log"
+            raise ApiError(503, msg, "model_failed")
         if not self.model.ready:
             raise ApiError(
                 503, "the model is still loading; retry shortly", "not_ready", headers=retry

@@ -244,3 +244,42 @@ def test_rerank_many_rejects_what_is_not_a_list(engine: Reranker) -> None:
         engine.rerank_many("one query", [DOCS])
     with pytest.raises(InvalidInputError, match="documents_per_query must be a list"):
         engine.rerank_many([QUERY], 5)  # type: ignore[arg-type]
+
+
+# -- the backlog: one coalesced pass takes a bounded share ----------------------------------
+def test_coalesced_passes_are_bounded_and_every_request_is_answered() -> None:
+    from crossrank.engine.aio import Coalescer
+
+    calls: list[list[int]] = []
+
+    def work(requests: list[int]) -> list[int]:
+        calls.append(list(requests))
+        return [r * 10 for r in requests]
+
+    coalescer: Coalescer[int, int] = Coalescer(work, size=lambda r: r, max_size=10)
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(coalescer.submit(r) for r in [4, 4, 4, 12, 1, 1]))
+
+    assert asyncio.run(main()) == [40, 40, 40, 120, 10, 10]
+    assert calls == [[4, 4], [4], [12], [1, 1]]  # a request larger than the bound goes alone
+    assert coalescer.n_loops == 0
+
+
+def test_engine_passes_follow_the_policy_bound(engine: Reranker) -> None:
+    assert engine._scorer.policy.max_pass_windows >= 512
+    sizes: list[int] = []
+    engine.add_stats_listener(lambda stats: sizes.append(stats.windows))
+    engine._coalescer._max_size = 8  # a small bound to see it work
+
+    async def main() -> list[list[RerankResult]]:
+        return await asyncio.gather(*(engine.arerank(f"{QUERY} {i}", DOCS) for i in range(6)))
+
+    try:
+        runs = asyncio.run(main())
+    finally:
+        engine._coalescer._max_size = engine._scorer.policy.max_pass_windows
+        engine._listeners.clear()
+    assert [len(r) for r in runs] == [4] * 6
+    assert sizes and max(sizes) <= 8
+    assert sum(sizes) == 24

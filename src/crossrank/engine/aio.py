@@ -29,10 +29,22 @@ class Coalescer(Generic[Req, Res]):
     Each event loop has its own queue while it has requests in flight; the queue is dropped
     when it drains, so a process that runs many short-lived loops (``asyncio.run`` per call)
     keeps nothing of them.
+
+    ``max_size`` bounds one call of ``work`` (in units of ``size(request)``, at least one
+    request a call), so that a request waits for a bounded share of the backlog rather than
+    all of it.
     """
 
-    def __init__(self, work: Callable[[Sequence[Req]], Sequence[Res | BaseException]]) -> None:
+    def __init__(
+        self,
+        work: Callable[[Sequence[Req]], Sequence[Res | BaseException]],
+        *,
+        size: Callable[[Req], int] = lambda _: 1,
+        max_size: int | None = None,
+    ) -> None:
         self._work = work
+        self._size = size
+        self._max_size = max_size
         self._queues: dict[asyncio.AbstractEventLoop, _LoopQueue[Req, Res]] = {}
 
     async def submit(self, request: Req) -> Res:
@@ -52,6 +64,17 @@ class Coalescer(Generic[Req, Res]):
         """Event loops with requests in flight."""
         return len(self._queues)
 
+    def _cut(self, pending: list[tuple[Req, asyncio.Future[Res]]]) -> int:
+        """How many queued requests the next call takes."""
+        if self._max_size is None:
+            return len(pending)
+        total = 0
+        for i, (request, _) in enumerate(pending):
+            total += self._size(request)
+            if total > self._max_size and i > 0:
+                return i
+        return len(pending)
+
     async def _drain(self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue[Req, Res]) -> None:
         try:
             await self._drain_queue(loop, queue)
@@ -69,7 +92,8 @@ class Coalescer(Generic[Req, Res]):
     ) -> None:
         await asyncio.sleep(0)  # let callers scheduled in the same tick join the first batch
         while queue.pending:
-            batch, queue.pending = queue.pending, []
+            cut = self._cut(queue.pending)
+            batch, queue.pending = queue.pending[:cut], queue.pending[cut:]
             live = [(req, fut) for req, fut in batch if not fut.cancelled()]
             if not live:
                 continue

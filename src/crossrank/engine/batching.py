@@ -37,11 +37,14 @@ class BatchPolicy:
         token_budget: padded tokens per batch (at least one full-length pair).
         max_batch_size: pairs per batch at most.
         batch_overhead: the cost of one more forward pass, in padded tokens.
+        max_pass_windows: model inputs one coalesced pass of concurrent requests takes at
+            most (a request waits for a bounded share of the backlog, not all of it).
     """
 
     token_budget: int
     max_batch_size: int
     batch_overhead: int
+    max_pass_windows: int = 512
 
     @classmethod
     def for_device(
@@ -63,10 +66,12 @@ class BatchPolicy:
             if token_budget is None
             else token_budget,
         )
+        token_budget = max(budget, max_length)
         return cls(
-            token_budget=max(budget, max_length),
+            token_budget=token_budget,
             max_batch_size=check_positive_int("max_batch_size", max_batch_size),
             batch_overhead=_CUDA_BATCH_OVERHEAD if on_cuda else _CPU_BATCH_OVERHEAD,
+            max_pass_windows=max(512, 4 * token_budget // max_length),
         )
 
     def budget(self, loaded: LoadedModel) -> int:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -139,8 +139,13 @@ class Reranker:
             cache_size=cache_size,
             progress_threshold=progress_threshold,
         )
-        self._coalescer: Coalescer[Prepared, list[DocScore]] = Coalescer(self._run_prepared)
+        self._coalescer: Coalescer[Prepared, list[DocScore]] = Coalescer(
+            self._run_prepared,
+            size=lambda prepared: prepared.n_windows,
+            max_size=self._scorer.policy.max_pass_windows,
+        )
         self._last_stats: ContextVar[ScoringStats] = ContextVar("last_stats")
+        self._listeners: list[Callable[[ScoringStats], None]] = []
         self._warned = False
 
     # -- properties ---------------------------------------------------------------------------
@@ -197,6 +202,11 @@ class Reranker:
         Each thread and each asyncio task sees its own calls only.
         """
         return self._last_stats.get(ScoringStats())
+
+    def add_stats_listener(self, listener: Callable[[ScoringStats], None]) -> None:
+        """Call ``listener(stats)`` after every scoring pass, synchronous or coalesced, from
+        the thread that ran it (a service's metrics use this; keep the listener quick)."""
+        self._listeners.append(listener)
 
     @property
     def cross_encoder(self) -> Any:
@@ -292,7 +302,7 @@ class Reranker:
     def _score(self, requests: list[_Request]) -> list[list[DocScore]]:
         results, stats = self._scorer.score(requests)
         self._last_stats.set(stats)
-        self._warn(stats)
+        self._after_pass(stats)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -308,8 +318,13 @@ class Reranker:
 
     def _run_prepared(self, batch: Sequence[Prepared]) -> list[list[DocScore] | CrossrankError]:
         results, stats = self._scorer.run(batch)
-        self._warn(stats)
+        self._after_pass(stats)
         return results
+
+    def _after_pass(self, stats: ScoringStats) -> None:
+        self._warn(stats)
+        for listener in self._listeners:
+            listener(stats)
 
     def _warn(self, stats: ScoringStats) -> None:
         """Say once per engine that documents or queries were cut; later at debug level."""

@@ -105,6 +105,11 @@ class Prepared:
     todo: dict[tuple[bytes, ...], tuple[_Pair, list[int]]] = field(default_factory=dict)
     error: CrossrankError | None = None
 
+    @property
+    def n_windows(self) -> int:
+        """Model inputs this request still needs (0 when all came from the cache)."""
+        return sum(len(pair.windows) for pair, _ in self.todo.values())
+
 
 class PairScorer:
     """Scores requests with one loaded model under fixed truncation and batching settings.

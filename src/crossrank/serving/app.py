@@ -87,6 +87,7 @@ class _State:
         self.admission = Admission(config.max_queue)
         self.keys = KeyCheck(config.api_keys)
         self.metrics = Metrics(lambda: float(self.admission.active))
+        model.add_pass_listener(self.metrics.observe_pass)
 
     async def rerank(
         self, query: str, texts: Sequence[str], *, top_n: int | None, raw: bool
@@ -113,9 +114,7 @@ class _State:
             )
             raise ApiError(429, msg, "queue_full", headers=retry)
         try:
-            results, n_truncated, stats = await self.model.rerank(
-                query, texts, top_n=top_n, raw=raw
-            )
+            results, n_truncated = await self.model.rerank(query, texts, top_n=top_n, raw=raw)
         except DocumentTooLongError as exc:
             raise ApiError(
                 400,
@@ -131,7 +130,7 @@ class _State:
             raise ApiError(500, str(exc), "non_finite_score") from None
         finally:
             self.admission.leave()
-        self.metrics.observe_rerank(len(texts), n_truncated, stats)
+        self.metrics.observe_rerank(len(texts), n_truncated)
         return results
 
 

@@ -6,9 +6,12 @@ import collections
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from crossrank.engine.scoring import ScoringStats
 
 __all__ = ["KNOWN_PATHS", "Metrics"]
 
@@ -121,23 +124,21 @@ class Metrics:
             registry=r,
         )
         rate.set_function(self._rate.value)
-        self._last_stats: Any = None
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
         label = path if path in KNOWN_PATHS else "other"
         self.requests.labels(path=label, status=str(status)).inc()
         self.latency.labels(path=label).observe(seconds)
 
-    def observe_rerank(self, n_pairs: int, n_truncated: int, stats: Any) -> None:
-        """Count one answered request; record the engine pass ``stats`` once per pass."""
+    def observe_rerank(self, n_pairs: int, n_truncated: int) -> None:
+        """Count one answered request."""
         self.pairs.inc(n_pairs)
         self.truncated.inc(n_truncated)
         self.request_pairs.observe(n_pairs)
         self._rate.add(n_pairs)
-        # The engine keeps the stats of its latest pass; each pass is a new object.
-        if stats is None or stats is self._last_stats:
-            return
-        self._last_stats = stats
+
+    def observe_pass(self, stats: ScoringStats) -> None:
+        """Record one engine pass (called by the engine after each pass, in its thread)."""
         self.pass_pairs.observe(stats.pairs)
         if stats.batches:
             self.batch_tokens.observe(stats.padded_tokens / stats.batches)

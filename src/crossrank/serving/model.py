@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from crossrank.ranking import RankOptions, rank_results
@@ -18,6 +18,7 @@ from crossrank.types import DocRead, RerankResult
 
 if TYPE_CHECKING:
     from crossrank.engine.reranker import Reranker
+    from crossrank.engine.scoring import ScoringStats
     from crossrank.serving.config import ServeConfig
 
 __all__ = ["ServedModel"]
@@ -41,8 +42,19 @@ class ServedModel:
         self.reranker: Reranker | None = None
         self.activation: str | None = None
         self.error: BaseException | None = None
+        self._pass_listeners: list[Callable[[ScoringStats], None]] = []
+        self._listeners_lock = threading.Lock()
         self._loaded = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def add_pass_listener(self, listener: Callable[[ScoringStats], None]) -> None:
+        """Tell ``listener`` the engine's statistics of every scoring pass (now or once the
+        model is loaded)."""
+        with self._listeners_lock:
+            if self.reranker is not None:
+                self.reranker.add_stats_listener(listener)
+            else:
+                self._pass_listeners.append(listener)
 
     # -- loading ------------------------------------------------------------------------------
     def start_loading(self) -> None:
@@ -84,7 +96,10 @@ class ServedModel:
                 # Same settings: the registry hands back the model already loaded.
                 activation = Reranker(c.model, activation="auto", **kwargs).activation
             self.activation = activation
-            self.reranker = reranker
+            with self._listeners_lock:
+                for listener in self._pass_listeners:
+                    reranker.add_stats_listener(listener)
+                self.reranker = reranker
             logger.info("serving %r (scores: %s)", reranker, activation)
         except Exception as exc:  # noqa: BLE001 - reported by /ready and the CLI
             self.error = exc
@@ -95,9 +110,8 @@ class ServedModel:
     # -- scoring ------------------------------------------------------------------------------
     async def rerank(
         self, query: str, documents: Sequence[str], *, top_n: int | None, raw: bool
-    ) -> tuple[list[RerankResult], int, Any]:
-        """Rank ``documents``; return the results, how many documents were truncated, and
-        the engine's stats of the pass that scored them."""
+    ) -> tuple[list[RerankResult], int]:
+        """Rank ``documents``; return the results and how many documents were truncated."""
         reranker = self.reranker
         if reranker is None:  # pragma: no cover - the routes check readiness first
             msg = "the model is not loaded yet"
@@ -105,9 +119,8 @@ class ServedModel:
         docs = list(documents)
         options = RankOptions.parse(top_n=top_n)
         if not docs:
-            return [], 0, None
+            return [], 0
         scored = await reranker.arerank(query, docs)
-        stats = reranker.last_stats
         logits = [0.0] * len(docs)
         reads = [DocRead(False, 1)] * len(docs)
         for r in scored:
@@ -115,4 +128,4 @@ class ServedModel:
             reads[r.index] = DocRead(r.truncated, r.n_windows, r.span)
         scores = logits if raw or self.activation == "raw" else [_sigmoid(x) for x in logits]
         n_truncated = sum(r.truncated for r in scored)
-        return rank_results(docs, scores, options, reads=reads), n_truncated, stats
+        return rank_results(docs, scores, options, reads=reads), n_truncated

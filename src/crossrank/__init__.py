@@ -27,6 +27,10 @@ __version__ = "0.1.0"
 # Public names that live in modules with heavy imports: name -> module.
 _LAZY = {
     "Reranker": "crossrank.engine.reranker",
+    "ContextPacker": "crossrank.ranking.context",
+    "PackedContext": "crossrank.ranking.context",
+    "PackedPassage": "crossrank.ranking.context",
+    "DroppedResult": "crossrank.ranking.context",
     "Collection": "crossrank.data",
     "Document": "crossrank.data",
     "Query": "crossrank.data",
@@ -44,16 +48,24 @@ if TYPE_CHECKING:
     from crossrank.data import Collection, Document, Query, load_beir
     from crossrank.engine.reranker import Reranker
     from crossrank.evaluation import EvaluationReport, evaluate
+    from crossrank.ranking.context import (
+        ContextPacker,
+        DroppedResult,
+        PackedContext,
+        PackedPassage,
+    )
     from crossrank.retrieval import DenseRetriever, SearchHit
     from crossrank.training import TrainConfig, TrainResult, train
 
 __all__ = [
     "Collection",
+    "ContextPacker",
     "CrossrankError",
     "DataError",
     "DenseRetriever",
     "Document",
     "DocumentTooLongError",
+    "DroppedResult",
     "EvaluationReport",
     "IncompatibleIndexError",
     "InvalidInputError",
@@ -61,6 +73,8 @@ __all__ = [
     "MissingExtraError",
     "ModelNotFoundError",
     "NonFiniteScoreError",
+    "PackedContext",
+    "PackedPassage",
     "Query",
     "RerankResult",
     "Reranker",

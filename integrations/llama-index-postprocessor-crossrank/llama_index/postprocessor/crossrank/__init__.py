@@ -1,10 +1,25 @@
 """LlamaIndex integration of crossrank: ``CrossrankRerank``, a node postprocessor that reranks
-retrieved nodes with a cross-encoder."""
+retrieved nodes with a cross-encoder, and ``CrossrankContextPacker``, which packs the reranked
+nodes into the LLM's token budget with numbered citations."""
 
 from __future__ import annotations
 
 from llama_index.postprocessor.crossrank.base import RETRIEVAL_SCORE_KEY, CrossrankRerank
+from llama_index.postprocessor.crossrank.context import (
+    CITATION_KEY,
+    SOURCE_NODE_KEY,
+    SPAN_KEY,
+    CrossrankContextPacker,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["RETRIEVAL_SCORE_KEY", "CrossrankRerank", "__version__"]
+__all__ = [
+    "CITATION_KEY",
+    "RETRIEVAL_SCORE_KEY",
+    "SOURCE_NODE_KEY",
+    "SPAN_KEY",
+    "CrossrankContextPacker",
+    "CrossrankRerank",
+    "__version__",
+]

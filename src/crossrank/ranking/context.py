@@ -154,10 +154,10 @@ class ContextPacker:
             in ``RerankResult.span``, widened to whole sentences (the document from its start
             when the span is unknown); ``"document"``: the document from its start.
         max_passage_share: the most of the budget one passage may take (default a quarter, so
-            at least four sources fit); room left at the end goes back to the passages that
-            were cut. ``None``: no limit.
-        min_passage_tokens: a passage cut to fit the room left keeps at least this many
-            tokens, else it is dropped (the best passage is always kept, trimmed if need be).
+            at least four sources fit; never less than ``min_passage_tokens``); room left at
+            the end goes back to the passages that were cut. ``None``: no limit.
+        min_passage_tokens: a passage cut to fit keeps at least this many tokens (template
+            included), else it is dropped (the best passage is always kept, trimmed to fit).
         dedup_threshold: drop a passage whose word-shingle Jaccard similarity with a
             higher-scored kept passage is at least this (exact duplicates always go); ``None``
             keeps near-duplicates.
@@ -179,7 +179,7 @@ class ContextPacker:
         tokenizer: TokenizerLike | None = None,
         passage: PassageChoice = "window",
         max_passage_share: float | None = 0.25,
-        min_passage_tokens: int = 24,
+        min_passage_tokens: int = 48,
         dedup_threshold: float | None = 0.6,
         shingle_size: int = 3,
         min_score: float | None = None,
@@ -338,7 +338,7 @@ class ContextPacker:
         share = (
             budget
             if self.max_passage_share is None
-            else max(1, int(budget * self.max_passage_share))
+            else max(self.min_passage_tokens, int(budget * self.max_passage_share))
         )
         sep = count(self.separator)
         n_max = len(candidates)

@@ -300,3 +300,14 @@ def test_sentence_boundaries() -> None:
         "Yes.",
         "Next",
     ]
+
+
+def test_a_passage_cut_short_at_a_sentence_is_cut_at_a_word_instead() -> None:
+    long_sentence = "Title. " + " ".join(f"word{i}" for i in range(200)) + "."
+    results = [result(0, 2.0, sentences("best", 3)), result(1, 1.0, long_sentence)]
+    packed = ContextPacker(120, tokenizer=words, min_passage_tokens=20).pack("q", results)
+    second = packed.passages[1]
+    assert second.index == 1 and second.trimmed
+    assert second.n_tokens >= 20  # not just "Title."
+    assert second.text.startswith("Title. word0 word1")
+    assert packed.n_tokens <= 120

@@ -384,15 +384,21 @@ class ContextPacker:
             return None
         if rendered_tokens(end) <= limit:
             return replace(c, start=start, end=end, n_tokens=rendered_tokens(end))
-        for cuts in (sentence_ends(doc, start, end)[:-1], word_ends(doc, start, end)[:-1]):
-            stop = _last_fitting(cuts, lambda s: rendered_tokens(s) <= limit)
-            if stop is not None:
-                break
-        else:
-            stop = _last_fitting(list(range(start + 1, end)), lambda s: rendered_tokens(s) <= limit)
+        # a sentence boundary when the passage keeps min_tokens there, else a word, else a
+        # character boundary
+        stop = None
+        for cuts in (
+            sentence_ends(doc, start, end)[:-1],
+            word_ends(doc, start, end)[:-1],
+            list(range(start + 1, end)),
+        ):
+            found = _last_fitting(cuts, lambda s: rendered_tokens(s) <= limit)
+            if found is not None:
+                stop = _strip(doc, start, found)[1]
+                if rendered_tokens(stop) >= min_tokens:
+                    break
         if stop is None:
             return None
-        stop = _strip(doc, start, stop)[1]
         n_tokens = rendered_tokens(stop)
         if n_tokens < min_tokens:
             return None

@@ -62,6 +62,7 @@ def reranked_lists(name: str, split: str, args: argparse.Namespace) -> list[Rank
     collection = load_beir(shared_data_dir() / name, split=split)
     queries = collection.judged_queries(args.queries)
     path = _cache_file(name, split, args)
+    partial = path.with_suffix(".partial.json")
     if path.is_file() and not args.refresh:
         rows = json.loads(path.read_text())
     else:
@@ -77,27 +78,32 @@ def reranked_lists(name: str, split: str, args: argparse.Namespace) -> list[Rank
             overflow="chunk",
             progress_threshold=None,
         )
-        started = time.perf_counter()
-        ranked = reranker.rerank_many(
-            [q.text for q in queries], [[h.text for h in row] for row in hits]
-        )
-        print(
-            f"# {name}: reranked {len(queries)} x {args.top_k} in {time.perf_counter() - started:.0f} s"
-        )
-        rows = [
-            {
-                "query_id": q.id,
-                "ids": [h.id for h in row],
-                "texts": [h.text for h in row],
-                "results": [
-                    [r.index, r.score, r.rerank_score, r.truncated, r.n_windows, r.span]
-                    for r in results
-                ],
-            }
-            for q, row, results in zip(queries, hits, ranked)
-        ]
+        # rerank in groups of queries, saving after each, so an interrupted run resumes
+        rows = [] if args.refresh or not partial.is_file() else json.loads(partial.read_text())
         path.parent.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        for at in range(len(rows), len(queries), args.group):
+            group = list(zip(queries, hits))[at : at + args.group]
+            ranked = reranker.rerank_many(
+                [q.text for q, _ in group], [[h.text for h in row] for _, row in group]
+            )
+            rows += [
+                {
+                    "query_id": q.id,
+                    "ids": [h.id for h in row],
+                    "texts": [h.text for h in row],
+                    "results": [
+                        [r.index, r.score, r.rerank_score, r.truncated, r.n_windows, r.span]
+                        for r in results
+                    ],
+                }
+                for (q, row), results in zip(group, ranked)
+            ]
+            partial.write_text(json.dumps(rows))
+            print(f"# {name}: {len(rows)}/{len(queries)} queries reranked", flush=True)
+        print(f"# {name}: reranked in {time.perf_counter() - started:.0f} s")
         path.write_text(json.dumps(rows))
+        partial.unlink(missing_ok=True)
     out = []
     by_id = {q.id: q for q in queries}
     for row in rows:
@@ -277,6 +283,7 @@ def main() -> None:
         help="tokenizer the budget is counted with (default: the model's)",
     )
     parser.add_argument("--min-evidence-tokens", type=int, default=20)
+    parser.add_argument("--group", type=int, default=25, help="queries reranked per saved step")
     parser.add_argument("--prepare-only", action="store_true", help="only build the cached lists")
     parser.add_argument("--refresh", action="store_true", help="recompute the reranked lists")
     args = parser.parse_args()

@@ -28,6 +28,10 @@ __version__ = "0.1.0"
 _LAZY = {
     "Reranker": "crossrank.engine.reranker",
     "RemoteReranker": "crossrank.serving",
+    "ContextPacker": "crossrank.ranking.context",
+    "PackedContext": "crossrank.ranking.context",
+    "PackedPassage": "crossrank.ranking.context",
+    "DroppedResult": "crossrank.ranking.context",
     "Collection": "crossrank.data",
     "Document": "crossrank.data",
     "Query": "crossrank.data",
@@ -45,17 +49,25 @@ if TYPE_CHECKING:
     from crossrank.data import Collection, Document, Query, load_beir
     from crossrank.engine.reranker import Reranker
     from crossrank.evaluation import EvaluationReport, evaluate
+    from crossrank.ranking.context import (
+        ContextPacker,
+        DroppedResult,
+        PackedContext,
+        PackedPassage,
+    )
     from crossrank.retrieval import DenseRetriever, SearchHit
     from crossrank.serving import RemoteReranker
     from crossrank.training import TrainConfig, TrainResult, train
 
 __all__ = [
     "Collection",
+    "ContextPacker",
     "CrossrankError",
     "DataError",
     "DenseRetriever",
     "Document",
     "DocumentTooLongError",
+    "DroppedResult",
     "EvaluationReport",
     "IncompatibleIndexError",
     "InvalidInputError",
@@ -63,6 +75,8 @@ __all__ = [
     "MissingExtraError",
     "ModelNotFoundError",
     "NonFiniteScoreError",
+    "PackedContext",
+    "PackedPassage",
     "Query",
     "RemoteReranker",
     "RerankResult",

@@ -1,7 +1,14 @@
-"""From scores to what the caller uses: ranked results, fusion with first-stage scores."""
+"""From scores to what the caller uses: ranked results, fusion with first-stage scores, and
+the context string packed from them for an LLM's prompt."""
 
 from __future__ import annotations
 
+from crossrank.ranking.context import (
+    ContextPacker,
+    DroppedResult,
+    PackedContext,
+    PackedPassage,
+)
 from crossrank.ranking.fusion import fuse, minmax, rank_positions, rrf
 from crossrank.ranking.results import (
     RankOptions,
@@ -14,6 +21,10 @@ from crossrank.ranking.results import (
 from crossrank.types import RankArgs
 
 __all__ = [
+    "ContextPacker",
+    "DroppedResult",
+    "PackedContext",
+    "PackedPassage",
     "RankArgs",
     "RankOptions",
     "check_choice",

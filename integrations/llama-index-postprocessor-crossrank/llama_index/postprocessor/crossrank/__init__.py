@@ -1,5 +1,6 @@
 """LlamaIndex integration of crossrank: ``CrossrankRerank``, a node postprocessor that reranks
-retrieved nodes with a cross-encoder."""
+retrieved nodes with a cross-encoder, and ``CrossrankContextPacker``, which packs the reranked
+nodes into the LLM's token budget with numbered citations."""
 
 from __future__ import annotations
 
@@ -10,7 +11,21 @@ _require_host(
 )
 
 from llama_index.postprocessor.crossrank.base import RETRIEVAL_SCORE_KEY, CrossrankRerank  # noqa: E402
+from llama_index.postprocessor.crossrank.context import (  # noqa: E402
+    CITATION_KEY,
+    SOURCE_NODE_KEY,
+    SPAN_KEY,
+    CrossrankContextPacker,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["RETRIEVAL_SCORE_KEY", "CrossrankRerank", "__version__"]
+__all__ = [
+    "CITATION_KEY",
+    "RETRIEVAL_SCORE_KEY",
+    "SOURCE_NODE_KEY",
+    "SPAN_KEY",
+    "CrossrankContextPacker",
+    "CrossrankRerank",
+    "__version__",
+]

@@ -137,6 +137,7 @@ class RemoteReranker:
         return data
 
     def close(self) -> None:
+        """Close the HTTP connections (the client cannot be used after)."""
         with self._lock:
             if self._client is not None:
                 self._client.close()

@@ -132,12 +132,14 @@ class Admission:
         self.active = 0
 
     def try_enter(self) -> bool:
+        """Admit one more request if the queue has room; ``False`` means answer 429."""
         if self.active >= self.limit:
             return False
         self.active += 1
         return True
 
     def leave(self) -> None:
+        """Mark an admitted request as answered."""
         self.active -= 1
 
 
@@ -149,9 +151,11 @@ class KeyCheck:
 
     @property
     def enabled(self) -> bool:
+        """Whether any API key is configured."""
         return bool(self._keys)
 
     def allows(self, authorization: str | None) -> bool:
+        """Whether the ``Authorization`` header carries a configured key (constant time)."""
         if not self._keys:
             return True
         scheme, _, token = (authorization or "").partition(" ")

@@ -126,6 +126,7 @@ class Metrics:
         rate.set_function(self._rate.value)
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request and its latency, by route and status."""
         label = path if path in KNOWN_PATHS else "other"
         self.requests.labels(path=label, status=str(status)).inc()
         self.latency.labels(path=label).observe(seconds)

@@ -58,6 +58,7 @@ class ServedModel:
 
     # -- loading ------------------------------------------------------------------------------
     def start_loading(self) -> None:
+        """Load the model in a background thread (once)."""
         if self._thread is None and not self._loaded.is_set():
             self._thread = threading.Thread(target=self._load, name="crossrank-load", daemon=True)
             self._thread.start()
@@ -70,10 +71,12 @@ class ServedModel:
             raise self.error
 
     def wait(self, timeout: float | None = None) -> bool:
+        """Wait until loading ended (loaded or failed); ``False`` on timeout."""
         return self._loaded.wait(timeout)
 
     @property
     def ready(self) -> bool:
+        """Whether the model is loaded and serving."""
         return self.reranker is not None
 
     def _load(self) -> None:

@@ -104,6 +104,7 @@ class CohereRerankRequest(BaseModel):
         return value
 
     def texts(self) -> list[str]:
+        """The documents as plain texts (``{text}`` objects unwrapped)."""
         return [d if isinstance(d, str) else d.text for d in self.documents]
 
 
@@ -112,6 +113,8 @@ class ResultDocument(BaseModel):
 
 
 class CohereResult(BaseModel):
+    """One ranked document of a Cohere-shaped answer."""
+
     index: int = Field(description="Position of the document in the request.")
     relevance_score: float = Field(description="The model's score (see /info: activation).")
     document: ResultDocument | None = Field(
@@ -138,6 +141,8 @@ class CohereMeta(BaseModel):
 
 
 class CohereRerankResponse(BaseModel):
+    """The Cohere-shaped answer: results best first, and billing meta."""
+
     id: str
     results: list[CohereResult] = Field(description="Best first.")
     meta: CohereMeta
@@ -179,6 +184,8 @@ class TeiRerankRequest(BaseModel):
 
 
 class TeiRank(BaseModel):
+    """One ranked text of a TEI-shaped answer."""
+
     index: int
     score: float
     text: str | None = None
@@ -188,6 +195,8 @@ class TeiRank(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """An error: what went wrong, its kind, and the document index when one is at fault."""
+
     message: str = Field(description="What went wrong and what to do.")
     error_type: str = Field(description="A short machine-readable kind.")
     index: int | None = Field(default=None, description="The offending document, when one.")
@@ -196,10 +205,14 @@ class ErrorResponse(BaseModel):
 
 
 class StatusResponse(BaseModel):
+    """A probe's answer."""
+
     status: str
 
 
 class InfoResponse(BaseModel):
+    """What the server serves: model, limits and settings."""
+
     model: str
     model_source: str | None = None
     max_length: int | None = None

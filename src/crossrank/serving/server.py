@@ -122,11 +122,13 @@ class ServerThread:
 
     @property
     def url(self) -> str:
+        """The server's base URL (``http://127.0.0.1:PORT``)."""
         sockets = self.server.servers[0].sockets
         host, port = sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
 
     def start(self, timeout: float = 120.0) -> str:
+        """Start serving in a thread; return the URL once the model is ready."""
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
@@ -142,6 +144,7 @@ class ServerThread:
         return self.url
 
     def stop(self, timeout: float = 60.0) -> None:
+        """Shut the server down gracefully and join its thread."""
         self.server.should_exit = True
         self._thread.join(timeout)
 

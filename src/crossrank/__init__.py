@@ -32,6 +32,8 @@ _LAZY = {
     "Query": "crossrank.data",
     "load_beir": "crossrank.data",
     "DenseRetriever": "crossrank.retrieval",
+    "BM25Retriever": "crossrank.retrieval",
+    "HybridRetriever": "crossrank.retrieval",
     "SearchHit": "crossrank.retrieval",
     "EvaluationReport": "crossrank.evaluation",
     "evaluate": "crossrank.evaluation",
@@ -44,10 +46,11 @@ if TYPE_CHECKING:
     from crossrank.data import Collection, Document, Query, load_beir
     from crossrank.engine.reranker import Reranker
     from crossrank.evaluation import EvaluationReport, evaluate
-    from crossrank.retrieval import DenseRetriever, SearchHit
+    from crossrank.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, SearchHit
     from crossrank.training import TrainConfig, TrainResult, train
 
 __all__ = [
+    "BM25Retriever",
     "Collection",
     "CrossrankError",
     "DataError",
@@ -55,6 +58,7 @@ __all__ = [
     "Document",
     "DocumentTooLongError",
     "EvaluationReport",
+    "HybridRetriever",
     "IncompatibleIndexError",
     "InvalidInputError",
     "InvalidModelError",

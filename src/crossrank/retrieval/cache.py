@@ -112,11 +112,14 @@ def index_cache_dir(
 
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    """Hold ``<folder>.lock`` (or go on unlocked, with a warning, where it cannot be made)."""
+    """Hold ``<cache>/locks/<kind>-<name>.lock`` (or go on unlocked, with a warning, where
+    it cannot be made)."""
     from filelock import FileLock
 
-    lock = FileLock(str(folder.with_name(folder.name + ".lock")))
+    locks = folder.parent.parent / "locks"
+    lock = FileLock(str(locks / f"{folder.parent.name}-{folder.name}.lock"))
     try:
+        locks.mkdir(parents=True, exist_ok=True)
         folder.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except OSError as exc:

@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--show", type=int, default=3, help="queries shown side by side")
     parser.add_argument("--top-k", type=int, default=50, help="first-stage candidates per query")
-    parser.add_argument("--top-n", type=int, default=50, help="candidates reranked per query")
+    parser.add_argument("--top-n", type=int, default=10, help="candidates reranked per query")
     parser.add_argument("--max-length", type=int, default=None, help="reranker tokens per pair")
     parser.add_argument("--alpha", type=float, default=0.8, help="weight of the reranker in fusion")
     parser.add_argument("--max-queries", type=int, default=None, help="evaluate fewer queries")

@@ -58,7 +58,10 @@ def parse_args() -> argparse.Namespace:
         "--budget-minutes",
         type=float,
         default=None,
-        help="stop reranking after this long; report the runs whose pairs were all scored",
+        help=(
+            "stop reranking after this long; the reranked and fused runs are then reported on "
+            "the queries whose pairs were all scored (the hybrid's pairs are scored first)"
+        ),
     )
     return parser.parse_args()
 
@@ -134,7 +137,29 @@ def main() -> int:
             for q, row in zip(queries, stages[stage])
             for h in row
         }
+        qrels_all = {q.id: dict(collection.qrels[q.id]) for q in queries}
+        print(f"\n{name} ({split}), first stages on all {len(queries)} queries:")
+        for stage, rows in stages.items():
+            rankings = {q.id: [h.id for h in row] for q, row in zip(queries, rows)}
+            metrics = compute_metrics(qrels_all, rankings, recall_k=args.top_k).aggregate
+            print(f"| {stage} | " + " | ".join(f"{v:.4f}" for v in metrics.values()) + " |")
         ce = ce_scores(reranker, args, spec, list(pairs.values()))
+        complete = [
+            q
+            for q in queries
+            if all((q.id, h.id) in ce for h in stages["hybrid"][queries.index(q)])
+        ]
+        if len(complete) < len(queries):
+            print(
+                f"{spec}: the budget scored the hybrid's pairs of {len(complete)} of "
+                f"{len(queries)} queries; every run below is measured on those queries "
+                "(first stages on all queries: run without --budget-minutes)"
+            )
+            keep = {q.id for q in complete}
+            stages = {
+                k: [r for q, r in zip(queries, rows) if q.id in keep] for k, rows in stages.items()
+            }
+            queries = complete
 
         runs: dict[str, dict[str, list[str]]] = {}
         for stage, rows in stages.items():

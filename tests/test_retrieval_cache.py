@@ -174,7 +174,7 @@ def test_a_failed_cache_write_warns_and_keeps_the_index_in_memory(
     assert retriever.search("blood", top_k=2)[0].text in TEXTS
     assert any("could not save" in r.getMessage() for r in caplog.records)
     leftovers = [p.name for p in root.rglob("*") if ".tmp-" in p.name or p.is_dir()]
-    assert [n for n in leftovers if n not in ("indexes", "bm25")] == []
+    assert [n for n in leftovers if n not in ("indexes", "bm25", "locks")] == []
 
     monkeypatch.undo()
     assert build(collection, root)[1] is False

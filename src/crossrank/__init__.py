@@ -37,6 +37,8 @@ _LAZY = {
     "Query": "crossrank.data",
     "load_beir": "crossrank.data",
     "DenseRetriever": "crossrank.retrieval",
+    "BM25Retriever": "crossrank.retrieval",
+    "HybridRetriever": "crossrank.retrieval",
     "SearchHit": "crossrank.retrieval",
     "EvaluationReport": "crossrank.evaluation",
     "evaluate": "crossrank.evaluation",
@@ -55,11 +57,12 @@ if TYPE_CHECKING:
         PackedContext,
         PackedPassage,
     )
-    from crossrank.retrieval import DenseRetriever, SearchHit
+    from crossrank.retrieval import BM25Retriever, DenseRetriever, HybridRetriever, SearchHit
     from crossrank.serving import RemoteReranker
     from crossrank.training import TrainConfig, TrainResult, train
 
 __all__ = [
+    "BM25Retriever",
     "Collection",
     "ContextPacker",
     "CrossrankError",
@@ -69,6 +72,7 @@ __all__ = [
     "DocumentTooLongError",
     "DroppedResult",
     "EvaluationReport",
+    "HybridRetriever",
     "IncompatibleIndexError",
     "InvalidInputError",
     "InvalidModelError",

@@ -1,9 +1,10 @@
-"""``crossrank demo``: dense retrieval vs. dense + rerank on a real collection, end to end.
+"""``crossrank demo``: first stage vs. first stage + rerank vs. fused, on a real collection.
 
-Indexes the collection with FAISS (cached), shows a few real queries with the dense top-5
-beside the reranked top-5, then the metrics over the whole judged query set, and where the
-time went. Works with no model hub; says which reranker it used and why, and without one it
-still runs the dense stage and says how to get a reranker.
+Indexes the collection (FAISS and/or BM25, cached), shows a few real queries with the
+first-stage top-5 (dense, BM25 or their hybrid) beside the reranked and the fused top-5, then
+the metrics over the whole judged query set, and where the time went. Works with no model
+hub; says which reranker it used and why, and without one it still runs the first stage and
+says how to get a reranker.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from crossrank.data import Collection
     from crossrank.engine.reranker import Reranker
-    from crossrank.retrieval import DenseRetriever
+    from crossrank.evaluation import SupportsSearch
 
 __all__ = ["add_parser", "run"]
 
@@ -27,41 +28,59 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="show dense retrieval vs. dense + rerank on a real collection",
+        help="show a first stage vs. first stage + rerank vs. fused on a real collection",
         description=__doc__.splitlines()[0] if __doc__ else None,
     )
     parser.add_argument("--data", default="scifact", help="collection folder or name")
     parser.add_argument("--split", default="test")
     parser.add_argument("--reranker", default=None, help="model folder or hub id")
-    parser.add_argument("--retriever", default=None, help="bi-encoder (default all-MiniLM-L6-v2)")
+    parser.add_argument(
+        "--retriever",
+        default="hybrid",
+        metavar="{dense,bm25,hybrid}",
+        help="first stage (hybrid: dense + BM25 fused); any other value is read as --biencoder",
+    )
+    parser.add_argument("--biencoder", default=None, help="bi-encoder (all-MiniLM-L6-v2)")
+    parser.add_argument("--hybrid-method", choices=("rrf", "weighted"), default="rrf")
+    parser.add_argument(
+        "--fuse-with",
+        choices=("first-stage", "dense", "bm25"),
+        default="bm25",
+        help="first-stage score fused with the reranker (bm25: the hybrid's BM25 score)",
+    )
     parser.add_argument("--show", type=int, default=3, help="queries shown side by side")
-    parser.add_argument("--top-k", type=int, default=50, help="dense candidates per query")
+    parser.add_argument("--top-k", type=int, default=50, help="first-stage candidates per query")
     parser.add_argument("--top-n", type=int, default=10, help="candidates reranked per query")
     parser.add_argument("--max-length", type=int, default=None, help="reranker tokens per pair")
-    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the reranker in fusion")
+    parser.add_argument("--alpha", type=float, default=0.8, help="weight of the reranker in fusion")
     parser.add_argument("--max-queries", type=int, default=None, help="evaluate fewer queries")
     parser.add_argument(
         "--backend", default="torch", choices=["torch", "onnx", "onnx-int8"], help="engine backend"
     )
+    parser.set_defaults(index="flat", device="auto", no_cache=False)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from crossrank.cli.eval import build_retriever
     from crossrank.data import load_beir, resolve_collection
     from crossrank.engine.resolve import resolve_reranker
-    from crossrank.retrieval.cache import cached_retriever
+    from crossrank.evaluation.runner import first_stage_name
 
     console = Console()
     timings: dict[str, float] = {}
     collection = load_beir(resolve_collection(args.data), split=args.split)
     n_judged = len(collection.judged_queries())
     console.rule(f"[bold]crossrank demo[/] - {collection.name} ({args.split})")
+    if args.retriever != "hybrid" and args.fuse_with != "first-stage":
+        args.fuse_with = "first-stage"  # only a hybrid hit carries both scores
     console.print(
-        f"{len(collection.corpus):,} documents, {n_judged} judged queries. Dense retrieval "
-        f"(bi-encoder + FAISS) takes the top-{args.top_k}; the cross-encoder reorders the "
-        f"top-{args.top_n}."
+        f"{len(collection.corpus):,} documents, {n_judged} judged queries. The first stage "
+        f"({args.retriever}) takes the top-{args.top_k}; the cross-encoder reorders the "
+        f"top-{args.top_n}; fused = {args.alpha:g} x reranker + {1 - args.alpha:g} x "
+        f"{args.fuse_with} score (min-max scaled per query)."
     )
 
     reranker_name: str | None
@@ -78,10 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     with console.status("Indexing the corpus (cached after the first run)..."):
-        retriever, reused = cached_retriever(collection, args.retriever, show_progress=True)
-    timings["index (reused from cache)" if reused else "index (encode corpus + build)"] = (
-        time.perf_counter() - started
-    )
+        retriever = build_retriever(args, collection, True)
+    timings["first-stage index (built or reused from the cache)"] = time.perf_counter() - started
     console.print(f"Retriever: {retriever.model_name} over {len(retriever):,} documents")
 
     reranker = None
@@ -100,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     _side_by_side(console, collection, retriever, reranker, args)
     if reranker is None:
-        _dense_only_metrics(console, collection, retriever, args, timings)
+        _first_stage_metrics(console, collection, retriever, args, timings)
     else:
         from crossrank.evaluation import evaluate
 
@@ -114,12 +131,13 @@ def run(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             max_queries=args.max_queries,
             show_progress=True,
+            fuse_with=args.fuse_with,
         )
         timings[f"evaluate {report.n_queries} queries"] = time.perf_counter() - started
         console.print(report.rich_table())
-        dense, reranked = report["dense"], report["reranked"]
+        first, reranked = report[first_stage_name(retriever)], report["reranked"]
         console.print(
-            f"Per query: dense search p50 {dense.latency_p50_ms:.1f} ms; with reranking p50 "
+            f"Per query: first stage p50 {first.latency_p50_ms:.1f} ms; with reranking p50 "
             f"{reranked.latency_p50_ms:.0f} ms, p95 {reranked.latency_p95_ms:.0f} ms "
             f"({reranked.pairs_per_second or 0:,.1f} pairs/s on {reranker.device})."
         )
@@ -130,31 +148,44 @@ def run(args: argparse.Namespace) -> int:
 def _side_by_side(
     console: Console,
     collection: Collection,
-    retriever: DenseRetriever,
+    retriever: SupportsSearch,
     reranker: Reranker | None,
     args: argparse.Namespace,
 ) -> None:
     from rich.table import Table
 
+    from crossrank.evaluation.runner import first_stage_name, fusion_scores
+
+    first = first_stage_name(retriever)
     for query in collection.judged_queries(args.show):
         hits = retriever.search(query.text, top_k=args.top_k)
         relevant = collection.relevant(query.id)
         table = Table(title=f"[bold]{query.text}[/]", title_justify="left", expand=True)
         table.add_column("#", justify="right", width=2)
-        table.add_column("dense top-5 (score)", ratio=1)
-        if reranker is not None:
-            table.add_column("reranked top-5 (score, dense rank)", ratio=1)
+        table.add_column(f"{first} top-5 (score)", ratio=1)
+        columns: list[list[tuple[str, float, int]]] = []
+        if reranker is not None and hits:
+            table.add_column("reranked top-5 (score, first-stage rank)", ratio=1)
+            table.add_column("fused top-5 (score, first-stage rank)", ratio=1)
             head = hits[: args.top_n]
-            results = reranker.rerank(query.text, [h.text for h in head], top_n=5)
+            results = reranker.rerank(
+                query.text,
+                [h.text for h in head],
+                retrieval_scores=fusion_scores(head, args.fuse_with),
+                fusion="weighted",
+                alpha=args.alpha,
+            )
+            by_rerank = sorted(results, key=lambda r: (-r.rerank_score, r.index))
+            columns = [
+                [(head[r.index].id, r.rerank_score, r.index) for r in by_rerank],
+                [(head[r.index].id, r.score, r.index) for r in results],
+            ]
         for rank in range(min(5, len(hits))):
             hit = hits[rank]
             cells = [str(rank + 1), _cell(collection, hit.id, hit.score, relevant)]
-            if reranker is not None and rank < len(results):
-                r = results[rank]
-                moved = head[r.index]
-                cells.append(
-                    _cell(collection, moved.id, r.score, relevant, extra=f"was #{r.index + 1}")
-                )
+            for column in columns:
+                doc_id, score, was = column[rank]
+                cells.append(_cell(collection, doc_id, score, relevant, extra=f"was #{was + 1}"))
             table.add_row(*cells)
         console.print(table)
     console.print("[green]✓[/] = judged relevant for the query")
@@ -170,10 +201,10 @@ def _cell(
     return f"{mark}{title} [dim]({score:.3f}{note})[/]"
 
 
-def _dense_only_metrics(
+def _first_stage_metrics(
     console: Console,
     collection: Collection,
-    retriever: DenseRetriever,
+    retriever: Any,
     args: argparse.Namespace,
     timings: dict[str, float],
 ) -> None:
@@ -187,12 +218,14 @@ def _dense_only_metrics(
     rankings = {q.id: [h.id for h in row] for q, row in zip(queries, hits, strict=True)}
     qrels = {q.id: dict(collection.qrels[q.id]) for q in queries}
     metrics = compute_metrics(qrels, rankings, recall_k=args.top_k).aggregate
-    timings[f"dense search + metrics, {len(queries)} queries"] = time.perf_counter() - started
-    table = Table(title=f"Dense only, {len(queries)} queries")
+    timings[f"first-stage search + metrics, {len(queries)} queries"] = time.perf_counter() - started
+    table = Table(title=f"First stage only, {len(queries)} queries")
     table.add_column("run")
     for name in metrics:
         table.add_column(name, justify="right")
-    table.add_row("dense", *(f"{v:.4f}" for v in metrics.values()))
+    from crossrank.evaluation.runner import first_stage_name
+
+    table.add_row(first_stage_name(retriever), *(f"{v:.4f}" for v in metrics.values()))
     console.print(table)
 
 

@@ -27,11 +27,12 @@ class RunReport:
     """One run's results.
 
     Attributes:
-        name: ``"dense"``, ``"reranked"`` or ``"fused"``.
+        name: the first stage (``"dense"``, ``"bm25"`` or ``"hybrid"``), ``"reranked"`` or
+            ``"fused"``.
         metrics: metric name → mean over the judged queries.
         latency_p50_ms, latency_p95_ms: per-query latency percentiles in milliseconds
-            (retrieval alone for the dense run; retrieval plus reranking otherwise).
-        pairs_per_second: reranker throughput, ``None`` for the dense run.
+            (retrieval alone for the first-stage run; retrieval plus reranking otherwise).
+        pairs_per_second: reranker throughput, ``None`` for the first-stage run.
     """
 
     name: str
@@ -63,7 +64,10 @@ class RunReport:
 
 @dataclass(frozen=True)
 class EvaluationReport:
-    """Dense-only vs. reranked vs. fused on one collection split.
+    """First stage (dense, BM25 or hybrid) vs. reranked vs. fused on one collection split.
+
+    ``first_stage`` names the first-stage run; ``fuse_with`` says which first-stage score
+    was fused with the cross-encoder (``"first-stage"``: the hit's own).
 
     ``runs_data`` holds the ranked runs themselves (not saved in the JSON; export them with
     :meth:`export_runs`).
@@ -80,6 +84,8 @@ class EvaluationReport:
     alpha: float
     runs: tuple[RunReport, ...]
     truncated_documents: int = 0
+    first_stage: str = "dense"
+    fuse_with: str = "first-stage"
     runs_data: Mapping[str, Run] = field(default_factory=dict, repr=False, compare=False)
 
     # -- access -------------------------------------------------------------------------------
@@ -112,6 +118,8 @@ class EvaluationReport:
             "fusion": self.fusion,
             "alpha": self.alpha,
             "truncated_documents": self.truncated_documents,
+            "first_stage": self.first_stage,
+            "fuse_with": self.fuse_with,
             "runs": [run.to_dict() for run in self.runs],
         }
 
@@ -141,6 +149,8 @@ class EvaluationReport:
             fusion=str(data["fusion"]),
             alpha=float(data["alpha"]),
             truncated_documents=int(data.get("truncated_documents", 0)),
+            first_stage=str(data.get("first_stage", "dense")),
+            fuse_with=str(data.get("fuse_with", "first-stage")),
             runs=tuple(RunReport.from_dict(r) for r in data["runs"]),
         )
 
@@ -158,6 +168,8 @@ class EvaluationReport:
     @property
     def title(self) -> str:
         fusion = f"{self.fusion} alpha={self.alpha:g}" if self.fusion == "weighted" else "rrf"
+        if self.fuse_with != "first-stage":
+            fusion += f" with the {self.fuse_with} score"
         return (
             f"{self.collection} ({self.split}), {self.n_queries} queries: {self.retriever} "
             f"top-{self.top_k}, {self.reranker} reranks top-{self.top_n}, fusion {fusion}"

@@ -1,4 +1,5 @@
-"""Running the two-stage evaluation: dense retrieval, then reranking, on a collection split."""
+"""Running the two-stage evaluation: first-stage retrieval (dense, BM25 or hybrid), then
+reranking, on a collection split."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from crossrank.errors import InvalidInputError
 from crossrank.evaluation.metrics import compute_metrics
@@ -18,9 +19,21 @@ if TYPE_CHECKING:
     from crossrank.data import Collection
     from crossrank.retrieval import SearchHit
 
-__all__ = ["SupportsRerankMany", "SupportsSearch", "evaluate", "percentile"]
+__all__ = [
+    "FuseWith",
+    "SupportsRerankMany",
+    "SupportsSearch",
+    "evaluate",
+    "first_stage_name",
+    "fusion_scores",
+    "percentile",
+]
 
 logger = logging.getLogger(__name__)
+
+#: Which first-stage score enters the fusion with the cross-encoder: the hit's own score,
+#: or one retriever's score of a hybrid hit (``hit.scores[...]``).
+FuseWith = Literal["first-stage", "dense", "bm25"]
 
 
 @runtime_checkable
@@ -84,6 +97,30 @@ def _check_options(top_k: int, top_n: int, fusion: str, alpha: float) -> None:
         raise InvalidInputError(msg)
 
 
+def first_stage_name(retriever: object) -> str:
+    """``"bm25"``, ``"hybrid"`` or ``"dense"`` (anything else), the first-stage run's name."""
+    from crossrank.retrieval import BM25Retriever, HybridRetriever
+
+    if isinstance(retriever, BM25Retriever):
+        return "bm25"
+    if isinstance(retriever, HybridRetriever):
+        return "hybrid"
+    return "dense"
+
+
+def fusion_scores(row: Sequence[SearchHit], fuse_with: FuseWith) -> list[float]:
+    if fuse_with == "first-stage":
+        return [hit.score for hit in row]
+    scores = [hit.score_of(fuse_with) for hit in row]
+    if any(s is None for s in scores):
+        msg = (
+            f"fuse_with={fuse_with!r} needs every hit's {fuse_with} score; use a "
+            "HybridRetriever with complete_scores=True"
+        )
+        raise InvalidInputError(msg)
+    return [float(s) for s in scores if s is not None]
+
+
 def _name(obj: object) -> str:
     name = getattr(obj, "model_name", None)
     return name if isinstance(name, str) else type(obj).__name__
@@ -100,15 +137,18 @@ def evaluate(
     alpha: float = 0.5,
     max_queries: int | None = None,
     show_progress: bool | None = None,
+    fuse_with: FuseWith = "first-stage",
 ) -> EvaluationReport:
-    """Compare dense-only, reranked and fused rankings on ``collection``'s judged queries.
+    """Compare first-stage, reranked and fused rankings on ``collection``'s judged queries.
 
     Each query is retrieved (``top_k`` documents) and its ``top_n`` best are reranked, one
     query at a time so that latencies are per query. The reranked run lists the reranked
     documents by rerank score, then the rest of the dense ``top_k``; the fused run orders the
     same head by the reranker's fusion (``fusion="weighted"`` with ``alpha``, or ``"rrf"``)
-    of rerank and dense scores. All three hold the same documents, so Recall@``top_k`` is
-    the same for each.
+    of rerank and first-stage scores. All three hold the same documents, so Recall@``top_k``
+    is the same for each. The first-stage run is named after the retriever: ``"dense"``,
+    ``"bm25"`` (:class:`crossrank.BM25Retriever`) or ``"hybrid"``
+    (:class:`crossrank.HybridRetriever`).
 
     Args:
         collection: a loaded split (:func:`crossrank.load_beir`).
@@ -117,10 +157,17 @@ def evaluate(
         reranker: anything with ``rerank_many`` (e.g. :class:`crossrank.Reranker`).
         max_queries: evaluate the first N judged queries only.
         show_progress: progress bars; ``None`` shows them on a terminal only.
+        fuse_with: the first-stage score fused with the cross-encoder: the hit's own
+            (``"first-stage"``), or a hybrid hit's ``"bm25"`` or ``"dense"`` score (the 80/20
+            cross-encoder + BM25 blend is ``fuse_with="bm25", alpha=0.8``).
     """
     from tqdm.auto import tqdm
 
     _check_options(top_k, top_n, fusion, alpha)
+    if fuse_with not in ("first-stage", "dense", "bm25"):
+        msg = f"fuse_with must be 'first-stage', 'dense' or 'bm25', got {fuse_with!r}"
+        raise InvalidInputError(msg)
+    first = first_stage_name(retriever)
     if len(retriever) == 0:
         msg = (
             "the retriever holds no documents; add the collection's corpus first, e.g. "
@@ -163,7 +210,7 @@ def evaluate(
                     [query.text],
                     [[hit.text for hit in head]],
                     top_n=None,
-                    retrieval_scores=[[hit.score for hit in head]],
+                    retrieval_scores=[fusion_scores(head, fuse_with)],
                     fusion=fusion,
                     alpha=alpha,
                 )
@@ -180,7 +227,7 @@ def evaluate(
         engine_log.setLevel(level)
 
     runs = {
-        "dense": dense_run(hits),
+        first: dense_run(hits, first),
         "reranked": Run("reranked", reranked, reranked_scores),
         "fused": Run("fused", fused, fused_scores),
     }
@@ -188,7 +235,7 @@ def evaluate(
     pps = pairs / rerank_seconds if rerank_seconds > 0 else None
     reports = []
     for name, run in runs.items():
-        latencies = dense_ms if name == "dense" else total_ms
+        latencies = dense_ms if name == first else total_ms
         metrics = compute_metrics(qrels, run.rankings, recall_k=top_k).aggregate
         reports.append(
             RunReport(
@@ -196,7 +243,7 @@ def evaluate(
                 metrics=metrics,
                 latency_p50_ms=percentile(latencies, 50),
                 latency_p95_ms=percentile(latencies, 95),
-                pairs_per_second=None if name == "dense" else pps,
+                pairs_per_second=None if name == first else pps,
             )
         )
     if truncated:
@@ -218,5 +265,7 @@ def evaluate(
         alpha=float(alpha),
         runs=tuple(reports),
         truncated_documents=truncated,
+        first_stage=first,
+        fuse_with=fuse_with,
         runs_data=runs,
     )

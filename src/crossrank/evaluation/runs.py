@@ -20,7 +20,8 @@ class Run:
     """One system's ranking for each query.
 
     Attributes:
-        name: ``"dense"``, ``"reranked"`` or ``"fused"``.
+        name: the first stage (``"dense"``, ``"bm25"`` or ``"hybrid"``), ``"reranked"`` or
+            ``"fused"``.
         rankings: ``{qid: (doc_id, ...)}``, best first.
         scores: ``{qid: (score, ...)}`` aligned with ``rankings``: dense scores for the dense
             run; rerank scores then the remaining dense scores for the reranked run; fused
@@ -40,10 +41,10 @@ class Run:
         return to_trec(self.rankings)
 
 
-def dense_run(hits: Mapping[str, Sequence[SearchHit]]) -> Run:
-    """The first-stage ranking as retrieved."""
+def dense_run(hits: Mapping[str, Sequence[SearchHit]], name: str = "dense") -> Run:
+    """The first-stage ranking as retrieved (``name``: ``"dense"``, ``"bm25"``, ``"hybrid"``)."""
     return Run(
-        name="dense",
+        name=name,
         rankings={qid: tuple(h.id for h in row) for qid, row in hits.items()},
         scores={qid: tuple(float(h.score) for h in row) for qid, row in hits.items()},
     )

@@ -6,7 +6,6 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,9 @@ from crossrank.errors import (
     ModelNotFoundError,
 )
 from crossrank.retrieval.encoder import load_encoder
+from crossrank.retrieval.hits import SearchHit
+from crossrank.retrieval.hits import check_strings as _check_strings
+from crossrank.retrieval.hits import check_top_k as _check_top_k
 from crossrank.retrieval.identity import ModelIdentity, model_identity
 from crossrank.retrieval.index import IndexConfig, IndexKind, Metric, import_faiss
 from crossrank.retrieval.store import read_meta, read_saved, write_saved
@@ -31,33 +33,6 @@ __all__ = ["DenseRetriever", "SearchHit"]
 logger = logging.getLogger(__name__)
 
 _PROGRESS_THRESHOLD = 1000
-
-
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    """One retrieved document: its id, text, and dense score (higher is more similar)."""
-
-    id: str
-    text: str
-    score: float
-
-
-def _check_strings(name: str, values: object) -> list[str]:
-    if isinstance(values, str) or not isinstance(values, Sequence):
-        msg = f"{name} must be a list of strings, got {type(values).__name__}"
-        raise InvalidInputError(msg)
-    for i, value in enumerate(values):
-        if not isinstance(value, str):
-            msg = f"{name}[{i}] must be a string, got {type(value).__name__}"
-            raise InvalidInputError(msg)
-    return list(values)
-
-
-def _check_top_k(top_k: object) -> int:
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        msg = f"top_k must be a positive integer, got {top_k!r}"
-        raise InvalidInputError(msg)
-    return top_k
 
 
 class DenseRetriever:
@@ -327,6 +302,27 @@ class DenseRetriever:
             ]
             for row_scores, row_positions in zip(scores, positions, strict=True)
         ]
+
+    def score_documents(self, query: str, ids: Sequence[str]) -> list[float]:
+        """The score :meth:`search` would give each of ``ids`` for ``query`` (exact, from the
+        stored vectors), e.g. for candidates another retriever found."""
+        import numpy as np
+
+        ids = _check_strings("ids", ids)
+        positions = {doc_id: p for p, doc_id in enumerate(self._ids)}
+        missing = next((i for i in ids if i not in positions), None)
+        if missing is not None:
+            msg = f"document id {missing!r} is not in the index"
+            raise InvalidInputError(msg)
+        if not ids:
+            return []
+        if self._config.kind == "ivf":
+            self._index.make_direct_map()
+        vectors = np.stack([self._index.reconstruct(positions[i]) for i in ids])
+        query_vector = self.encode_queries([query])[0]
+        if self._config.metric == "ip":
+            return [float(s) for s in vectors @ query_vector]
+        return [-float(s) for s in ((vectors - query_vector) ** 2).sum(axis=1)]
 
     def embeddings(self) -> npt.NDArray[np.float32]:
         """The stored document vectors, ``(len(self), dimension)`` float32 (a copy)."""

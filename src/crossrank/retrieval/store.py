@@ -66,6 +66,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         msg = f"{path} is not valid JSON ({exc.msg}); save the retriever again"
         raise DataError(msg) from None
+    except UnicodeDecodeError:
+        msg = f"{path} is not valid UTF-8; save the retriever again"
+        raise DataError(msg) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
         msg = f"{path} has an unknown format; save the retriever again with this version"
         raise DataError(msg)
@@ -78,8 +81,13 @@ def _read_documents(path: Path) -> tuple[list[str], list[str]]:
         raise DataError(msg)
     ids: list[str] = []
     texts: list[str] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with path.open(encoding="utf-8", errors="strict") as handle:
+        try:
+            lines = list(handle)
+        except UnicodeDecodeError:
+            msg = f"{path} is not valid UTF-8; save the retriever again"
+            raise DataError(msg) from None
+        for number, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
                 ids.append(str(record["id"]))
@@ -101,6 +109,16 @@ def read_saved(folder: Path, meta: dict[str, Any]) -> SavedRetriever:
             raise DataError(msg)
         index = import_faiss().read_index(str(folder / INDEX))
     ntotal = 0 if index is None else int(index.ntotal)
+    if len(set(ids)) != len(ids):
+        msg = f"{folder / DOCS} repeats a document id; save the retriever again"
+        raise DataError(msg)
+    dimension = meta.get("dimension")
+    if index is not None and dimension != int(index.d):
+        msg = (
+            f"{folder} is inconsistent: its metadata says {dimension}-dimensional vectors, "
+            f"the index holds {int(index.d)}-dimensional ones; save the retriever again"
+        )
+        raise DataError(msg)
     if not count == len(ids) == ntotal:
         msg = (
             f"{folder} is inconsistent: its metadata says {count} documents, {DOCS} holds "

@@ -49,7 +49,7 @@ from _common import Workload, add_workload_args, load_workload, machine
 
 from crossrank.data import load_qrels
 from crossrank.evaluation import compute_metrics
-from crossrank.evaluation.runner import percentile
+from crossrank.evaluation.latency import percentile
 from crossrank.paths import shared_starter_dir
 
 REFERENCE = "st"

@@ -28,7 +28,7 @@ import numpy as np
 
 from crossrank.data import load_beir, load_corpus
 from crossrank.evaluation import compute_metrics
-from crossrank.evaluation.runner import percentile
+from crossrank.evaluation.latency import percentile
 from crossrank.paths import shared_data_dir
 from crossrank.retrieval import BM25Retriever, DenseRetriever, cached_retriever
 

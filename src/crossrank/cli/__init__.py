@@ -40,6 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``crossrank`` command: parse the arguments, run the subcommand, print errors."""
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -10,8 +10,6 @@ repository's ``benchmarks/`` folder.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +21,7 @@ _BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def add_parser(subparsers: Any) -> None:
+    """Register ``crossrank bench`` and its options."""
     parser = subparsers.add_parser(
         "bench",
         help="measure reranking latency and throughput on real dense candidates",
@@ -52,6 +51,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``crossrank bench`` with the parsed arguments; return the exit code."""
     from rich.console import Console
     from rich.table import Table
 
@@ -100,27 +100,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _time(engine: Reranker, queries: list[str], candidates: list[list[str]]) -> list[list[str]]:
-    from crossrank.evaluation.runner import percentile
+    from crossrank.evaluation.latency import time_reranker
 
-    n_pairs = sum(len(c) for c in candidates)
-    latencies: list[float] = []
-    real = padded = 0
-    for query, docs in zip(queries, candidates, strict=True):
-        started = time.perf_counter()
-        engine.rerank(query, docs)
-        latencies.append(time.perf_counter() - started)
-        real += engine.last_stats.real_tokens
-        padded += engine.last_stats.padded_tokens
-    per_query = sum(latencies)
-    started = time.perf_counter()
-    engine.rerank_many(queries, candidates)
-    many = time.perf_counter() - started
-    many_eff = engine.last_stats.padding_efficiency
-    p50 = statistics.median(latencies) * 1000
-    p95 = percentile(latencies, 95) * 1000
-    mean_many = many / len(queries) * 1000
+    r = time_reranker(engine, queries, candidates)
     return [
-        ["rerank per query", f"{p50:.0f}", f"{p95:.0f}", f"{n_pairs / per_query:.1f}",
-         f"{real / padded if padded else 1.0:.3f}"],
-        ["rerank_many", f"{mean_many:.0f} (mean)", "", f"{n_pairs / many:.1f}", f"{many_eff:.3f}"],
+        ["rerank per query", f"{r.per_query_p50_ms:.0f}", f"{r.per_query_p95_ms:.0f}",
+         f"{r.per_query_pairs_per_second:.1f}", f"{r.per_query_padding_efficiency:.3f}"],
+        ["rerank_many", f"{r.many_ms_per_query:.0f} (mean)", "", f"{r.many_pairs_per_second:.1f}",
+         f"{r.many_padding_efficiency:.3f}"],
     ]  # fmt: skip

@@ -26,6 +26,7 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
+    """Register ``crossrank demo`` and its options."""
     parser = subparsers.add_parser(
         "demo",
         help="show a first stage vs. first stage + rerank vs. fused on a real collection",
@@ -62,6 +63,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``crossrank demo`` with the parsed arguments; return the exit code."""
     from rich.console import Console
 
     from crossrank.cli.eval import build_retriever
@@ -210,14 +212,13 @@ def _first_stage_metrics(
 ) -> None:
     from rich.table import Table
 
-    from crossrank.evaluation import compute_metrics
+    from crossrank.evaluation.runner import first_stage_metrics
 
     started = time.perf_counter()
     queries = collection.judged_queries(args.max_queries)
-    hits = retriever.search_batch([q.text for q in queries], top_k=args.top_k)
-    rankings = {q.id: [h.id for h in row] for q, row in zip(queries, hits, strict=True)}
-    qrels = {q.id: dict(collection.qrels[q.id]) for q in queries}
-    metrics = compute_metrics(qrels, rankings, recall_k=args.top_k).aggregate
+    metrics = first_stage_metrics(
+        collection, retriever, top_k=args.top_k, max_queries=args.max_queries
+    )
     timings[f"first-stage search + metrics, {len(queries)} queries"] = time.perf_counter() - started
     table = Table(title=f"First stage only, {len(queries)} queries")
     table.add_column("run")

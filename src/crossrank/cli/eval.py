@@ -37,6 +37,7 @@ def _positive_int(text: str) -> int:
 
 
 def add_parser(subparsers: Any) -> None:
+    """Register ``crossrank eval`` and its options."""
     parser = subparsers.add_parser(
         "eval",
         help="evaluate a first stage with and without reranking on a BEIR collection",
@@ -187,6 +188,7 @@ def build_retriever(args: argparse.Namespace, collection: Any, progress: bool | 
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``crossrank eval`` with the parsed arguments; return the exit code."""
     from crossrank.data import load_beir
     from crossrank.engine.reranker import Reranker
     from crossrank.evaluation import evaluate

@@ -17,6 +17,7 @@ __all__ = ["add_parser", "config_from_args", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
+    """Register ``crossrank serve`` and its options."""
     parser = subparsers.add_parser(
         "serve",
         help="serve a reranker over HTTP (Cohere /v1|v2/rerank, TEI /rerank)",
@@ -84,6 +85,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``crossrank serve`` with the parsed arguments; return the exit code."""
     from crossrank.serving import run_server
 
     config = config_from_args(args)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from crossrank.errors import InvalidInputError, MissingExtraError
 
@@ -10,9 +11,44 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from crossrank.evaluation.report import EvaluationReport
+__all__ = ["PlottableReport", "plot_report"]
 
-__all__ = ["plot_report"]
+
+class _PlottableRun(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+
+
+class PlottableReport(Protocol):
+    """What a chart needs of a report (:class:`~crossrank.EvaluationReport` has it)."""
+
+    @property
+    def collection(self) -> str:
+        """The collection's name."""
+        ...
+
+    @property
+    def split(self) -> str:
+        """The split evaluated."""
+        ...
+
+    @property
+    def n_queries(self) -> int:
+        """Queries evaluated."""
+        ...
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics every run has."""
+        ...
+
+    @property
+    def runs(self) -> Sequence[_PlottableRun]:
+        """The runs, each with a name and its metrics."""
+        ...
 
 
 def _matplotlib() -> Any:
@@ -25,7 +61,7 @@ def _matplotlib() -> Any:
 
 
 def plot_report(
-    report: EvaluationReport, *, ax: Axes | None = None, metrics: list[str] | None = None
+    report: PlottableReport, *, ax: Axes | None = None, metrics: list[str] | None = None
 ) -> Figure:
     """Draw one group of bars per metric, one bar per run, on ``ax`` or a new figure.
 

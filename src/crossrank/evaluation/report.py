@@ -42,6 +42,7 @@ class RunReport:
     pairs_per_second: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
         return {
             "name": self.name,
             "metrics": dict(self.metrics),
@@ -52,6 +53,7 @@ class RunReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunReport:
+        """Rebuild from :meth:`to_dict`'s output."""
         pps = data.get("pairs_per_second")
         return cls(
             name=str(data["name"]),
@@ -91,6 +93,7 @@ class EvaluationReport:
     # -- access -------------------------------------------------------------------------------
     @property
     def metric_names(self) -> list[str]:
+        """The metrics every run reports, in table order."""
         return list(self.runs[0].metrics) if self.runs else []
 
     def __getitem__(self, name: str) -> RunReport:
@@ -106,6 +109,7 @@ class EvaluationReport:
 
     # -- serialisation ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
         return {
             "format": REPORT_FORMAT,
             "collection": self.collection,
@@ -124,6 +128,7 @@ class EvaluationReport:
         }
 
     def to_json(self, *, indent: int = 2) -> str:
+        """The report as JSON text."""
         return json.dumps(self.to_dict(), indent=indent)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -135,6 +140,7 @@ class EvaluationReport:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EvaluationReport:
+        """Rebuild from :meth:`to_dict`'s output."""
         if data.get("format") != REPORT_FORMAT:
             msg = f"unknown report format {data.get('format')!r}; expected {REPORT_FORMAT}"
             raise DataError(msg)
@@ -167,6 +173,7 @@ class EvaluationReport:
     # -- display ------------------------------------------------------------------------------
     @property
     def title(self) -> str:
+        """A one-line title: collection, split, queries, first stage, reranker and fusion."""
         fusion = f"{self.fusion} alpha={self.alpha:g}" if self.fusion == "weighted" else "rrf"
         if self.fuse_with != "first-stage":
             fusion += f" with the {self.fuse_with} score"

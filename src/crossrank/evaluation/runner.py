@@ -4,18 +4,20 @@ reranking, on a collection split."""
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from crossrank.errors import InvalidInputError
+from crossrank.evaluation.latency import percentile
 from crossrank.evaluation.metrics import compute_metrics
 from crossrank.evaluation.report import EvaluationReport, RunReport
 from crossrank.evaluation.runs import Run, dense_run, reranked_rankings
-from crossrank.types import FusionMethod, RerankResult
+from crossrank.types import FusionMethod, RankArgs, RerankResult
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from crossrank.data import Collection
     from crossrank.retrieval import SearchHit
 
@@ -24,9 +26,9 @@ __all__ = [
     "SupportsRerankMany",
     "SupportsSearch",
     "evaluate",
+    "first_stage_metrics",
     "first_stage_name",
     "fusion_scores",
-    "percentile",
 ]
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,9 @@ FuseWith = Literal["first-stage", "dense", "bm25"]
 class SupportsSearch(Protocol):
     """A first-stage retriever: :class:`crossrank.DenseRetriever` or anything alike."""
 
-    def search(self, query: str, top_k: int = 10) -> list[SearchHit]: ...
+    def search(self, query: str, top_k: int = 10) -> list[SearchHit]:
+        """The ``top_k`` best documents for ``query``, best first."""
+        ...
 
     def __len__(self) -> int: ...
 
@@ -54,26 +58,11 @@ class SupportsRerankMany(Protocol):
         queries: Sequence[str],
         documents_per_query: Sequence[Sequence[str]],
         *,
-        top_n: int | None = None,
         retrieval_scores: Sequence[Sequence[float]] | None = None,
-        fusion: FusionMethod | None = None,
-        alpha: float = 1.0,
-        min_score: float | None = None,
-    ) -> list[list[RerankResult]]: ...
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation percentile (numpy's default method); ``nan`` for no values."""
-    if not 0 <= q <= 100:
-        msg = f"q must be between 0 and 100, got {q}"
-        raise InvalidInputError(msg)
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+        **options: Unpack[RankArgs],
+    ) -> list[list[RerankResult]]:
+        """One ranked list per query (see :class:`crossrank.types.RankArgs`)."""
+        ...
 
 
 def _positive(name: str, value: object) -> int:
@@ -109,6 +98,7 @@ def first_stage_name(retriever: object) -> str:
 
 
 def fusion_scores(row: Sequence[SearchHit], fuse_with: FuseWith) -> list[float]:
+    """The first-stage scores a query's head is fused with (``fuse_with`` picks which)."""
     if fuse_with == "first-stage":
         return [hit.score for hit in row]
     scores = [hit.score_of(fuse_with) for hit in row]
@@ -119,6 +109,26 @@ def fusion_scores(row: Sequence[SearchHit], fuse_with: FuseWith) -> list[float]:
         )
         raise InvalidInputError(msg)
     return [float(s) for s in scores if s is not None]
+
+
+def first_stage_metrics(
+    collection: Collection,
+    retriever: SupportsSearch,
+    *,
+    top_k: int = 50,
+    max_queries: int | None = None,
+) -> dict[str, float]:
+    """NDCG@10, MRR@10, Hit@1 and Recall@``top_k`` of the first stage alone."""
+    queries = collection.judged_queries(max_queries)
+    search_batch = getattr(retriever, "search_batch", None)
+    texts = [q.text for q in queries]
+    if search_batch is not None:
+        hits = search_batch(texts, top_k=top_k)
+    else:
+        hits = [retriever.search(text, top_k=top_k) for text in texts]
+    rankings = {q.id: [h.id for h in row] for q, row in zip(queries, hits, strict=True)}
+    qrels = {q.id: dict(collection.qrels[q.id]) for q in queries}
+    return dict(compute_metrics(qrels, rankings, recall_k=top_k).aggregate)
 
 
 def _name(obj: object) -> str:
@@ -193,38 +203,30 @@ def evaluate(
     fused_scores: dict[str, tuple[float, ...]] = {}
     total_ms: list[float] = []
     pairs, rerank_seconds, truncated = 0, 0.0, 0
-    # The engine warns about truncation once per call; here one summary for the run says it.
-    engine_log = logging.getLogger("crossrank.engine.reranker")
-    level = engine_log.level
-    engine_log.setLevel(logging.ERROR)
-    try:
-        rerank_loop = tqdm(queries, desc="reranking", unit="query", disable=disable)
-        for query, spent in zip(rerank_loop, dense_ms, strict=True):
-            row = hits[query.id]
-            head = row[:top_n]
-            results: list[RerankResult] = []
-            elapsed = 0.0
-            if head:
-                started = time.perf_counter()
-                (results,) = reranker.rerank_many(
-                    [query.text],
-                    [[hit.text for hit in head]],
-                    top_n=None,
-                    retrieval_scores=[fusion_scores(head, fuse_with)],
-                    fusion=fusion,
-                    alpha=alpha,
-                )
-                elapsed = time.perf_counter() - started
-            pairs += len(head)
-            rerank_seconds += elapsed
-            truncated += sum(r.truncated for r in results)
-            total_ms.append(spent + elapsed * 1000.0)
-            reranked[query.id], reranked_scores[query.id] = reranked_rankings(
-                row, results, fused=False
+    # The engine warns once per engine; this run's own summary comes after the loop.
+    rerank_loop = tqdm(queries, desc="reranking", unit="query", disable=disable)
+    for query, spent in zip(rerank_loop, dense_ms, strict=True):
+        row = hits[query.id]
+        head = row[:top_n]
+        results: list[RerankResult] = []
+        elapsed = 0.0
+        if head:
+            started = time.perf_counter()
+            (results,) = reranker.rerank_many(
+                [query.text],
+                [[hit.text for hit in head]],
+                top_n=None,
+                retrieval_scores=[fusion_scores(head, fuse_with)],
+                fusion=fusion,
+                alpha=alpha,
             )
-            fused[query.id], fused_scores[query.id] = reranked_rankings(row, results, fused=True)
-    finally:
-        engine_log.setLevel(level)
+            elapsed = time.perf_counter() - started
+        pairs += len(head)
+        rerank_seconds += elapsed
+        truncated += sum(r.truncated for r in results)
+        total_ms.append(spent + elapsed * 1000.0)
+        reranked[query.id], reranked_scores[query.id] = reranked_rankings(row, results, fused=False)
+        fused[query.id], fused_scores[query.id] = reranked_rankings(row, results, fused=True)
 
     runs = {
         first: dense_run(hits, first),

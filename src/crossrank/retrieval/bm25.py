@@ -78,10 +78,12 @@ class BM25Config:
             raise InvalidInputError(msg)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BM25Config:
+        """Rebuild from :meth:`to_dict`'s output."""
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
@@ -121,10 +123,12 @@ class BM25Retriever:
 
     @property
     def config(self) -> BM25Config:
+        """The BM25 settings of this index."""
         return self._config
 
     @property
     def model_name(self) -> str:
+        """A readable name: BM25 and its settings."""
         stem = "stemmed" if self._config.stemmer else "unstemmed"
         return f"BM25 ({self._config.method}, k1={self._config.k1:g}, b={self._config.b:g}, {stem})"
 

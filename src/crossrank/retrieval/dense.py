@@ -103,14 +103,17 @@ class DenseRetriever:
 
     @property
     def model_name(self) -> str:
+        """The bi-encoder's readable name."""
         return self._identity.name
 
     @property
     def config(self) -> IndexConfig:
+        """The FAISS index settings."""
         return self._config
 
     @property
     def normalize(self) -> bool:
+        """Whether embeddings are unit length (inner product = cosine)."""
         return self._normalize
 
     @property

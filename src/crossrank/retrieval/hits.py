@@ -38,6 +38,7 @@ class SearchHit:
 
 
 def check_strings(name: str, values: object) -> list[str]:
+    """Refuse anything that is not a list of strings, naming the bad item."""
     if isinstance(values, str) or not isinstance(values, Sequence):
         msg = f"{name} must be a list of strings, got {type(values).__name__}"
         raise InvalidInputError(msg)
@@ -49,6 +50,7 @@ def check_strings(name: str, values: object) -> list[str]:
 
 
 def check_top_k(top_k: object) -> int:
+    """``top_k`` as an ``int`` when it is a positive integer."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         msg = f"top_k must be a positive integer, got {top_k!r}"
         raise InvalidInputError(msg)

@@ -77,6 +77,7 @@ class HybridRetriever:
 
     @property
     def model_name(self) -> str:
+        """The first stages' names joined, with the fusion method."""
         how = "rrf" if self.method == "rrf" else f"weighted alpha={self.alpha:g}"
         return f"hybrid({self.dense.model_name} + BM25, {how})"
 

@@ -68,10 +68,12 @@ class ModelIdentity:
     fingerprint: str
 
     def to_dict(self) -> dict[str, str]:
+        """A JSON-ready dictionary."""
         return {"name": self.name, "source": self.source, "fingerprint": self.fingerprint}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelIdentity:
+        """Rebuild from :meth:`to_dict`'s output."""
         return cls(
             name=str(data["name"]), source=str(data["source"]), fingerprint=str(data["fingerprint"])
         )

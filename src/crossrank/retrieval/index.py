@@ -75,15 +75,18 @@ class IndexConfig:
         _positive("ivf_nprobe", self.ivf_nprobe)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
+        """Rebuild from :meth:`to_dict`'s output."""
         known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         return cls(**known)
 
     @property
     def needs_training(self) -> bool:
+        """Whether the index must see sample vectors before adding (IVF)."""
         return self.kind == "ivf"
 
     def nlist_for(self, n_vectors: int) -> int:

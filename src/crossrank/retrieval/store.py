@@ -40,6 +40,7 @@ def is_saved_retriever(folder: str | os.PathLike[str]) -> bool:
 def write_saved(
     folder: Path, meta: dict[str, Any], index: Any, ids: Sequence[str], texts: Sequence[str]
 ) -> None:
+    """Write a retriever's files into ``folder`` (the caller stages and renames it)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / META).unlink(missing_ok=True)
     if index is not None:

@@ -1,4 +1,4 @@
-"""The ``crossrank`` command line: ``demo``, ``eval``, ``train`` and ``bench``.
+"""The ``crossrank`` command line: ``demo``, ``eval``, ``train``, ``bench`` and ``rerank-batch``.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)`` and
 ``run(args) -> int``. Errors print as one readable line plus a hint; ``--debug`` shows the
@@ -17,7 +17,7 @@ from crossrank.errors import CrossrankError
 
 __all__ = ["main"]
 
-_SUBCOMMANDS = ("demo", "eval", "train", "bench")
+_SUBCOMMANDS = ("demo", "eval", "train", "bench", "rerank_batch")
 
 
 def _build_parser() -> argparse.ArgumentParser:

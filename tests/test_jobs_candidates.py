@@ -61,7 +61,13 @@ def test_jsonl_shards_cover_every_row_once_in_order(tmp_path: Path) -> None:
     assert read_all(shards) == [f"q{i}" for i in range(23)]
     second = read_shard(Shard.from_json(shards[1].to_json()))
     assert second.doc_ids[0] == ["d5-0", "d5-1", "d5-2"]
-    assert second.retrieval_scores == [[0.0, -1.0, -2.0], [0.0], [0.0, -1.0], [0.0, -1.0, -2.0], [0.0]]
+    assert second.retrieval_scores == [
+        [0.0, -1.0, -2.0],
+        [0.0],
+        [0.0, -1.0],
+        [0.0, -1.0, -2.0],
+        [0.0],
+    ]
     assert second.n_pairs == 3 + 1 + 2 + 3 + 1
 
 

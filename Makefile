@@ -12,7 +12,7 @@ export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 STARTER := $(abspath ../shared/models/crossrank-starter)
 
-.PHONY: install demo test lint typecheck pytest bench bench-peers clean
+.PHONY: install demo serve test lint typecheck pytest bench bench-peers clean
 
 install: $(STAMP)
 
@@ -30,6 +30,14 @@ demo: $(STAMP)
 	@if [ -z "$$CROSSRANK_RERANKER" ] && [ ! -f "$(CROSSRANK_CACHE)/models/starter/config.json" ] \
 		&& [ -d "$(STARTER)" ]; then export CROSSRANK_RERANKER="$(STARTER)"; fi; \
 	$(BIN)/crossrank demo
+
+# The reranking service on 127.0.0.1:8080 (Cohere /v1|v2/rerank, TEI /rerank), same model
+# resolution as the demo; e.g. make serve SERVE_ARGS="--port 9000 --api-key secret".
+SERVE_ARGS ?=
+serve: $(STAMP)
+	@if [ -z "$$CROSSRANK_RERANKER" ] && [ ! -f "$(CROSSRANK_CACHE)/models/starter/config.json" ] \
+		&& [ -d "$(STARTER)" ]; then export CROSSRANK_RERANKER="$(STARTER)"; fi; \
+	$(BIN)/crossrank serve $(SERVE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 # Public names that live in modules with heavy imports: name -> module.
 _LAZY = {
     "Reranker": "crossrank.engine.reranker",
+    "RemoteReranker": "crossrank.serving",
     "Collection": "crossrank.data",
     "Document": "crossrank.data",
     "Query": "crossrank.data",
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from crossrank.engine.reranker import Reranker
     from crossrank.evaluation import EvaluationReport, evaluate
     from crossrank.retrieval import DenseRetriever, SearchHit
+    from crossrank.serving import RemoteReranker
     from crossrank.training import TrainConfig, TrainResult, train
 
 __all__ = [
@@ -62,6 +64,7 @@ __all__ = [
     "ModelNotFoundError",
     "NonFiniteScoreError",
     "Query",
+    "RemoteReranker",
     "RerankResult",
     "Reranker",
     "SearchHit",

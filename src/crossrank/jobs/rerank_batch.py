@@ -56,6 +56,7 @@ class BatchJobReport:
         shards_skipped: shards already done (``resume=True``) and not run again.
         rows / pairs: queries and (query, candidate) pairs reranked by this call.
         seconds: wall time of the Ray pipeline (workers' start-up included).
+        worker_seconds: time the workers spent on shards (read, rerank, write), summed.
     """
 
     output: Path
@@ -65,6 +66,7 @@ class BatchJobReport:
     rows: int
     pairs: int
     seconds: float
+    worker_seconds: float = 0.0
 
     @property
     def pairs_per_second(self) -> float:
@@ -219,6 +221,7 @@ def rerank_batch(
     if skipped:
         logger.info("resuming: %d of %d shards are done, %d to go", skipped, len(shards), len(todo))
     rows = pairs = 0
+    busy = 0.0
     started = time.perf_counter()
     if todo:
         ray = _ray()
@@ -258,6 +261,7 @@ def rerank_batch(
                 for stat in results.iter_rows():
                     rows += int(stat["rows"])
                     pairs += int(stat["pairs"])
+                    busy += float(stat["seconds"])
                     elapsed = time.perf_counter() - started
                     bar.set_postfix(pairs_per_s=f"{pairs / elapsed:,.0f}", refresh=False)
                     bar.update(1)
@@ -268,4 +272,4 @@ def rerank_batch(
     missing = set(range(len(shards))) - finished_shards(folder)
     if not missing:
         (folder / SUCCESS).write_text(f"{len(shards)} shards\n", encoding="utf-8")
-    return BatchJobReport(folder, len(shards), len(todo), skipped, rows, pairs, seconds)
+    return BatchJobReport(folder, len(shards), len(todo), skipped, rows, pairs, seconds, busy)

@@ -312,3 +312,41 @@ def test_a_body_that_is_not_utf8_is_422(server: str) -> None:
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body"]
+
+
+def test_cli_options_become_the_service_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from crossrank.cli import _build_parser
+    from crossrank.cli.serve import config_from_args
+
+    monkeypatch.delenv("CROSSRANK_API_KEY", raising=False)
+    args = _build_parser().parse_args(
+        [
+            "serve",
+            "--model",
+            "m",
+            "--port",
+            "9001",
+            "--max-queue",
+            "3",
+            "--max-documents",
+            "7",
+            "--max-request-bytes",
+            "1000",
+            "--overflow",
+            "error",
+            "--backend",
+            "onnx",
+        ]
+    )
+    config = config_from_args(args)
+    assert (config.model, config.port, config.max_queue, config.max_documents) == ("m", 9001, 3, 7)
+    assert (config.max_request_bytes, config.overflow, config.backend) == (1000, "error", "onnx")
+    assert config.api_keys == () and config.bind_host == "127.0.0.1"
+    monkeypatch.setenv("CROSSRANK_API_KEY", "from-env")
+    config = config_from_args(_build_parser().parse_args(["serve"]))
+    assert config.api_keys == ("from-env",) and config.bind_host == "0.0.0.0"
+    args = _build_parser().parse_args(
+        ["serve", "--api-key", "a", "--api-key", "b", "--host", "127.0.0.1"]
+    )
+    assert config_from_args(args).api_keys == ("a", "b")
+    assert config_from_args(args).bind_host == "127.0.0.1"

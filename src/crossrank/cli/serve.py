@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crossrank.cli.serve_ray import add_ray_arguments, run_ray
 
-__all__ = ["add_parser", "run"]
+if TYPE_CHECKING:
+    from crossrank.serving import ServeConfig
+
+__all__ = ["add_parser", "config_from_args", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -60,10 +63,11 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from crossrank.serving import ServeConfig, run_server
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    """The service's settings from the parsed options (keys: ``--api-key``, else the env)."""
+    from crossrank.serving import ServeConfig
 
-    config = ServeConfig(
+    return ServeConfig(
         model=args.model,
         host=args.host,
         port=args.port,
@@ -80,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         graceful_timeout_s=args.graceful_timeout,
     )
+
+
+def run(args: argparse.Namespace) -> int:
+    from crossrank.serving import run_server
+
+    config = config_from_args(args)
     logging.getLogger("crossrank.serving").setLevel(logging.INFO)
     if args.ray:
         return run_ray(args, config)

@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import crossrank
-from crossrank.errors import DocumentTooLongError, InvalidInputError
+from crossrank.errors import DocumentTooLongError, InvalidInputError, NonFiniteScoreError
 from crossrank.serving.config import ServeConfig
 from crossrank.serving.guards import Admission, BodyLimit, KeyCheck, MetricsMiddleware, error_body
 from crossrank.serving.metrics import Metrics
@@ -124,6 +124,8 @@ class _State:
             ) from None
         except InvalidInputError as exc:
             raise ApiError(400, str(exc), "invalid_input") from None
+        except NonFiniteScoreError as exc:  # the model's fault, not the request's
+            raise ApiError(500, str(exc), "non_finite_score") from None
         finally:
             self.admission.leave()
         self.metrics.observe_rerank(len(texts), n_truncated, stats)

@@ -226,7 +226,8 @@ class _RemoteModel:
             if outcome.kind == "too_long":
                 raise DocumentTooLongError(outcome.message, **outcome.details)
             raise InvalidInputError(outcome.message)
-        return outcome
+        results, n_truncated, stats = outcome
+        return list(results), int(n_truncated), stats
 
 
 class CrossrankHTTP:

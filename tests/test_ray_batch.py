@@ -90,7 +90,7 @@ def expected(model: Path, candidates: Path) -> dict[str, list[RerankResult]]:
 def local_ray() -> Iterator[Any]:
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         yield ray
     finally:

@@ -33,13 +33,13 @@ def model(tmp_path_factory: pytest.TempPathFactory, minilm_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def requests(shared_data: Path) -> list[dict[str, Any]]:
-    """60 SciFact queries, each with 20 abstracts (real text, some longer than MAX_LENGTH)."""
+    """60 SciFact queries, each with 40 abstracts (real text, some longer than MAX_LENGTH)."""
     from crossrank.data import load_beir
 
     collection = load_beir(shared_data / "scifact", "test")
     docs = [d.full_text for d in collection.corpus.values()]
     return [
-        {"query": q.text, "documents": docs[i * 7 : i * 7 + 20], "top_n": 5 + i % 10}
+        {"query": q.text, "documents": docs[i * 7 : i * 7 + 40], "top_n": 5 + i % 10}
         for i, q in enumerate(collection.judged_queries(60))
     ]
 
@@ -65,7 +65,7 @@ def replicated(model: Path) -> Iterator[str]:
     from ray import serve
 
     port = free_port()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         config = ServeConfig(model=str(model), max_length=MAX_LENGTH, port=port)
@@ -147,7 +147,7 @@ def test_a_replica_killed_under_load_loses_no_request(
         body = ranked(response.json()) if response.status_code == 200 else response.text
         return i, response.status_code, body
 
-    with concurrent.futures.ThreadPoolExecutor(6) as pool:
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
         futures = [pool.submit(call, i) for i in range(len(requests))]
         deadline = time.monotonic() + 300
         while len(answered) < 10 and time.monotonic() < deadline:
@@ -155,9 +155,14 @@ def test_a_replica_killed_under_load_loses_no_request(
         in_flight = len(requests) - len(answered)
         ray.kill(ray.get_actor(victims[0], namespace="serve"), no_restart=True)
         results = [f.result(timeout=600) for f in futures]
-    assert in_flight > 6  # the kill happened mid-run
+    assert in_flight > 12  # the kill happened mid-run
     for i, status, body in results:
         assert status == 200, body
         assert isinstance(body, list)
         assert_same(body, want[i])
     assert len(results) == len(requests)
+    # Requests in flight on the killed replica were resent by the ingress, not lost.
+    with httpx.Client(timeout=60) as client:
+        metrics = client.get(f"{replicated}/metrics").text
+    (line,) = [x for x in metrics.splitlines() if x.startswith("crossrank_engine_retries_total")]
+    assert float(line.split()[-1]) >= 1

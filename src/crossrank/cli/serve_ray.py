@@ -13,8 +13,9 @@ from crossrank.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from crossrank.serving.config import ServeConfig
+    from crossrank.serving.ray import RayServeOptions
 
-__all__ = ["add_ray_arguments", "run_ray"]
+__all__ = ["add_ray_arguments", "options_from_args", "run_ray"]
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,13 +52,14 @@ def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
 
 
-def run_ray(args: argparse.Namespace, config: ServeConfig) -> int:
-    from crossrank.serving.ray import RayServeOptions, run_on_ray
+def options_from_args(args: argparse.Namespace) -> RayServeOptions:
+    """The replicas' sizing and scaling from the parsed options."""
+    from crossrank.serving.ray import RayServeOptions
 
     if args.address is not None and args.num_cpus is not None:
         msg = "--num-cpus sizes a local Ray instance; drop it with --address"
         raise InvalidInputError(msg)
-    options = RayServeOptions(
+    return RayServeOptions(
         replicas=args.replicas,
         min_replicas=args.min_replicas,
         max_replicas=args.max_replicas,
@@ -66,4 +68,11 @@ def run_ray(args: argparse.Namespace, config: ServeConfig) -> int:
         gpus_per_replica=args.gpus_per_replica,
         max_ongoing_requests=args.replica_max_ongoing,
     )
+
+
+def run_ray(args: argparse.Namespace, config: ServeConfig) -> int:
+    """Serve ``config`` on Ray Serve until SIGINT/SIGTERM."""
+    from crossrank.serving.ray import run_on_ray
+
+    options = options_from_args(args)
     return run_on_ray(config, options, address=args.address, num_cpus=args.num_cpus)

@@ -230,8 +230,11 @@ def rerank_batch(
             init: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
             if address is not None:
                 init["address"] = address
-            elif num_cpus is not None:
-                init["num_cpus"] = num_cpus
+            elif not os.environ.get("RAY_ADDRESS"):
+                # A new local instance: its processes talk over loopback only.
+                init["_node_ip_address"] = "127.0.0.1"
+                if num_cpus is not None:
+                    init["num_cpus"] = num_cpus
             ray.init(**init)
         try:
             context = ray.data.DataContext.get_current()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -295,8 +296,11 @@ def run_on_ray(
     init: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
     if address is not None:
         init["address"] = address
-    elif num_cpus is not None:
-        init["num_cpus"] = num_cpus
+    elif not os.environ.get("RAY_ADDRESS"):
+        # A new local instance: its processes talk over loopback only.
+        init["_node_ip_address"] = "127.0.0.1"
+        if num_cpus is not None:
+            init["num_cpus"] = num_cpus
     ray.init(**init)
     done = stop or threading.Event()
     try:

@@ -297,8 +297,8 @@ def run_on_ray(
     if address is not None:
         init["address"] = address
     elif not os.environ.get("RAY_ADDRESS"):
-        # A new local instance: its processes talk over loopback only.
-        init["_node_ip_address"] = "127.0.0.1"
+        # A new local instance (never one found on this machine), over loopback only.
+        init.update(address="local", _node_ip_address="127.0.0.1")
         if num_cpus is not None:
             init["num_cpus"] = num_cpus
     ray.init(**init)

@@ -76,7 +76,12 @@ def batch(args: argparse.Namespace, workdir: Path) -> None:
     print("| run | pairs/s end to end | pairs/s in workers | vs in-process | max |diff| |")
     print("|---|---:|---:|---:|---:|")
     print(f"| in-process rerank_many ({args.cpus} threads) | {in_process:,.0f} | | 1.00x | |")
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=args.cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+    )
     try:
         for workers in (1, 2):
             out = workdir / f"out-{workers}"
@@ -177,7 +182,12 @@ def serve_runs(args: argparse.Namespace) -> None:
     with running_server(config) as url:
         load_test(url, bodies[: args.clients], args.clients)  # warm-up
         row("crossrank serve (1 process)", *load_test(url, bodies, args.clients))
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        num_cpus=args.cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        _node_ip_address="127.0.0.1",
+    )
     try:
         for replicas in (1, 2):
             port = free_port()

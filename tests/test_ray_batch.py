@@ -7,6 +7,7 @@ whose scores must equal the engine's in-process ``rerank_many``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -183,7 +184,7 @@ def test_a_killed_job_resumes_without_duplicated_or_missing_rows(
     command = [
         sys.executable,
         "-m",
-        "crossrank",
+        "crossrank.cli",
         "rerank-batch",
         "--input",
         str(candidates),
@@ -202,21 +203,24 @@ def test_a_killed_job_resumes_without_duplicated_or_missing_rows(
         "--no-progress",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    log = (tmp_path / "job.log").open("wb")
-    # Its own session: the kill reaches the driver and the Ray processes it started.
-    job = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 600
-        while job.poll() is None and time.monotonic() < deadline:
-            if len(finished_shards(out)) >= n_shards // 3:
-                break
-            time.sleep(0.05)
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)
-        job.wait(timeout=60)
-        log.close()
+    log_file = tmp_path / "job.log"
+    with log_file.open("wb") as log:
+        # Its own session: the kill reaches the driver and the Ray processes it started.
+        job = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 600
+            while job.poll() is None and time.monotonic() < deadline:
+                if len(finished_shards(out)) >= n_shards // 3:
+                    break
+                time.sleep(0.05)
+        finally:
+            exited = job.poll() is not None
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(job.pid, signal.SIGKILL)
+            job.wait(timeout=60)
+    assert not exited, log_file.read_text()[-2000:]
     done = finished_shards(out)
-    assert n_shards // 3 <= len(done) < n_shards, (tmp_path / "job.log").read_text()[-2000:]
+    assert n_shards // 3 <= len(done) < n_shards, log_file.read_text()[-2000:]
     before = {i: part_path(out, i).stat().st_mtime_ns for i in done}
     with pytest.raises(DataError, match="incomplete"):
         read_ranked(out)

@@ -69,6 +69,7 @@ Format = Literal["jsonl", "parquet"]
 def _pyarrow() -> Any:
     try:
         import pyarrow
+        import pyarrow.parquet  # a submodule: `import pyarrow` alone does not load it
     except ImportError as exc:
         from crossrank.errors import MissingExtraError
 

@@ -40,6 +40,7 @@ def _non_negative(text: str) -> float:
 
 
 def add_parser(subparsers: Any) -> None:
+    """Register ``crossrank rerank-batch`` and its options."""
     parser = subparsers.add_parser(
         "rerank-batch",
         help="rerank candidate lists (jsonl or parquet) on Ray workers into parquet",
@@ -104,6 +105,7 @@ def _say(text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the batch job with the parsed options; print what it did."""
     from crossrank.jobs.rerank_batch import rerank_batch
 
     engine = {

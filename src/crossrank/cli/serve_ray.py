@@ -19,6 +19,7 @@ __all__ = ["add_ray_arguments", "options_from_args", "run_ray"]
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--ray`` and the replicas' options to ``crossrank serve``'s parser."""
     group = parser.add_argument_group(
         "Ray Serve", "serve with replicas on a Ray cluster (needs the ray extra)"
     )

@@ -102,10 +102,12 @@ class Shard:
     first_line: int = 0
 
     def to_json(self) -> str:
+        """The shard as a JSON string (what a Ray worker receives)."""
         return json.dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> Shard:
+        """The shard :meth:`to_json` wrote."""
         return cls(**json.loads(text))
 
 
@@ -121,6 +123,7 @@ class Candidates:
 
     @property
     def n_pairs(self) -> int:
+        """(query, candidate) pairs in the shard."""
         return sum(len(t) for t in self.texts)
 
 
@@ -315,6 +318,7 @@ def write_candidates(path: str | os.PathLike[str], rows: Iterable[Mapping[str, A
 
 
 def output_schema() -> pa.Schema:
+    """The Arrow schema of the output rows (see the module's table)."""
     pa = _pyarrow()
     return pa.schema(
         [

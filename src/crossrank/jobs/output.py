@@ -51,6 +51,7 @@ def describe_inputs(files: Sequence[Path]) -> list[dict[str, Any]]:
 
 
 def save_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
+    """Write ``_job.json`` atomically (a temporary file renamed into place)."""
     folder.mkdir(parents=True, exist_ok=True)
     staging = folder / f".{MANIFEST}.tmp-{os.getpid()}"
     staging.write_text(json.dumps({"format": _FORMAT, **manifest}, indent=2), encoding="utf-8")
@@ -58,6 +59,7 @@ def save_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
 
 
 def load_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The folder's ``_job.json``, or ``None`` when it has none."""
     path = Path(folder) / MANIFEST
     if not path.is_file():
         return None

@@ -70,6 +70,7 @@ class BatchJobReport:
 
     @property
     def pairs_per_second(self) -> float:
+        """Pairs reranked per second of wall time (0 when nothing ran)."""
         return self.pairs / self.seconds if self.seconds > 0 else 0.0
 
 

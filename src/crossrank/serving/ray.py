@@ -160,6 +160,7 @@ class CrossrankEngine:
         self._model.load()
 
     def describe(self) -> EngineInfo:
+        """The model and settings this replica serves (for ``GET /info``)."""
         reranker = self._model.reranker
         if reranker is None:  # pragma: no cover - load() raised otherwise
             msg = "the engine is not loaded"
@@ -187,6 +188,7 @@ class CrossrankEngine:
             return _Failure("invalid", str(exc))
 
     def check_health(self) -> None:
+        """Serve's health check: raise what loading the model raised."""
         if self._model.error is not None:
             raise self._model.error
 

@@ -1,4 +1,5 @@
-"""The ``crossrank`` command line: ``demo``, ``eval``, ``train``, ``bench`` and ``serve``.
+"""The ``crossrank`` command line: ``demo``, ``eval``, ``train``, ``bench``, ``serve`` and
+``rerank-batch``.
 
 Each subcommand lives in its own module exposing ``add_parser(subparsers)`` and
 ``run(args) -> int``. Errors print as one readable line plus a hint; ``--debug`` shows the
@@ -17,7 +18,7 @@ from crossrank.errors import CrossrankError
 
 __all__ = ["main"]
 
-_SUBCOMMANDS = ("demo", "eval", "train", "bench", "serve")
+_SUBCOMMANDS = ("demo", "eval", "train", "bench", "serve", "rerank_batch")
 
 
 def _build_parser() -> argparse.ArgumentParser:

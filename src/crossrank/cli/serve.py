@@ -10,6 +10,8 @@ import argparse
 import logging
 from typing import TYPE_CHECKING, Any
 
+from crossrank.cli.serve_ray import add_ray_arguments, run_ray
+
 if TYPE_CHECKING:
     from crossrank.serving import ServeConfig
 
@@ -58,6 +60,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--graceful-timeout", type=float, default=30.0, help="seconds SIGTERM waits (30)"
     )
+    add_ray_arguments(parser)  # --ray, --replicas...: crossrank.cli.serve_ray
     parser.set_defaults(run=run)
 
 
@@ -90,4 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     logging.getLogger("crossrank.serving").setLevel(logging.INFO)
+    if args.ray:
+        return run_ray(args, config)
     return run_server(config, log_level="debug" if args.debug else "info")

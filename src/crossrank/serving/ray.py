@@ -155,7 +155,6 @@ class CrossrankEngine:
             import torch
 
             torch.set_num_threads(num_threads)
-        logging.getLogger("crossrank.engine.reranker").setLevel(logging.ERROR)
         self._model = ServedModel(config)
         self._model.load()
 
@@ -177,7 +176,7 @@ class CrossrankEngine:
 
     async def rerank(
         self, query: str, texts: list[str], top_n: int | None, raw: bool
-    ) -> tuple[list[RerankResult], int, Any] | _Failure:
+    ) -> tuple[list[RerankResult], int] | _Failure:
         """What :meth:`ServedModel.rerank` returns, or the engine's refusal as a value."""
         try:
             return await self._model.rerank(query, texts, top_n=top_n, raw=raw)
@@ -209,9 +208,12 @@ class _RemoteModel:
     def start_loading(self) -> None:
         """The engine replicas load their model; nothing to do here."""
 
+    def add_pass_listener(self, listener: Callable[[Any], None]) -> None:
+        """Engine passes run on the replicas; their figures are in Ray Serve's metrics."""
+
     async def rerank(
         self, query: str, documents: Sequence[str], *, top_n: int | None, raw: bool
-    ) -> tuple[list[RerankResult], int, Any]:
+    ) -> tuple[list[RerankResult], int]:
         from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
         texts = list(documents)
@@ -229,8 +231,8 @@ class _RemoteModel:
             if outcome.kind == "too_long":
                 raise DocumentTooLongError(outcome.message, **outcome.details)
             raise InvalidInputError(outcome.message)
-        results, n_truncated, stats = outcome
-        return list(results), int(n_truncated), stats
+        results, n_truncated = outcome
+        return list(results), int(n_truncated)
 
 
 class CrossrankHTTP:

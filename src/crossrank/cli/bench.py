@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_parser", "run"]
 
-_BACKENDS = ("torch", "onnx", "onnx-int8")
+_BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
 
 def add_parser(subparsers: Any) -> None:

@@ -262,6 +262,9 @@ def _load(
     identity = _identity(name, revision, path)
     runner: Runner
     if backend == "torch":
+        from crossrank.engine.cpu_threads import spinning_hint
+
+        spinning_hint(device)
         runner = _TorchRunner(cross_encoder.model, device, compile=compile)
     elif backend.startswith("openvino"):
         from crossrank.engine.openvino_backend import OpenVinoRunner

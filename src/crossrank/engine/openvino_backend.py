@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 # Bump when the conversion or the quantisation recipe changes: old exports are then ignored.
 _RECIPE = "ov1"
-_CALIBRATION_MAX_LENGTH = 256
+_CALIBRATION_MAX_LENGTH = 512
 _THREAD_LOCK = threading.Lock()
 
 CALIBRATION_QUERIES = (
@@ -138,7 +138,7 @@ def exported_model(hf_model: Any, hf_tokenizer: Any, identity: str, *, quantize:
         if not fp32.is_file():
             _convert(hf_model, fp32)
         if quantize:
-            _quantize(fp32, hf_tokenizer, target)
+            _quantize(fp32, hf_tokenizer, target, _calibration_length(hf_model.config))
     return target
 
 
@@ -199,21 +199,25 @@ def _convert(hf_model: Any, target: Path) -> None:
     _save(converted, target)
 
 
-def calibration_features(hf_tokenizer: Any, names: list[str]) -> list[dict[str, Any]]:
-    """Model inputs for calibration: every built-in query with its own passage, with the
-    next query's passage, and with both passages joined (one pair per input)."""
+def calibration_features(
+    hf_tokenizer: Any, names: list[str], max_length: int = _CALIBRATION_MAX_LENGTH
+) -> list[dict[str, Any]]:
+    """Model inputs for calibration (one pair each): every built-in query with its own
+    passage, with the next query's passage, with both joined, and with all passages joined
+    (cut at ``max_length``), so that short and full-length inputs set the ranges."""
     n = len(CALIBRATION_QUERIES)
     texts: list[tuple[str, str]] = []
     for i, query in enumerate(CALIBRATION_QUERIES):
         own, other = CALIBRATION_PASSAGES[i], CALIBRATION_PASSAGES[(i + 1) % n]
-        texts += [(query, own), (query, other), (query, f"{other} {own}")]
+        rest = " ".join(CALIBRATION_PASSAGES[(i + j) % n] for j in range(n))
+        texts += [(query, own), (query, other), (query, f"{other} {own}"), (query, rest)]
     items = []
     for query, passage in texts:
         encoded = hf_tokenizer(
             query,
             passage,
             truncation="only_second",
-            max_length=_CALIBRATION_MAX_LENGTH,
+            max_length=max_length,
             return_tensors="np",
         )
         item = {name: encoded[name].astype("int64") for name in names if name in encoded}
@@ -223,7 +227,16 @@ def calibration_features(hf_tokenizer: Any, names: list[str]) -> list[dict[str, 
     return items
 
 
-def _quantize(source: Path, hf_tokenizer: Any, target: Path) -> None:
+def _calibration_length(config: Any) -> int:
+    """The longest calibration input: 512 tokens, or fewer if the model's positions end
+    sooner (RoBERTa-style models reserve positions for padding)."""
+    positions = int(getattr(config, "max_position_embeddings", 0) or _CALIBRATION_MAX_LENGTH)
+    if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}:
+        positions -= int(getattr(config, "pad_token_id", 1) or 1) + 1
+    return max(8, min(_CALIBRATION_MAX_LENGTH, positions))
+
+
+def _quantize(source: Path, hf_tokenizer: Any, target: Path, max_length: int) -> None:
     import openvino as ov
 
     try:
@@ -235,7 +248,7 @@ def _quantize(source: Path, hf_tokenizer: Any, target: Path) -> None:
     logger.warning("quantising the OpenVINO model to int8 once (%s); later loads reuse it", target)
     model = ov.Core().read_model(str(source))
     names = [port.get_any_name() for port in model.inputs]
-    items = calibration_features(hf_tokenizer, names)
+    items = calibration_features(hf_tokenizer, names, max_length)
     quantized = nncf.quantize(
         model,
         nncf.Dataset(items),

@@ -14,12 +14,18 @@ this script and end by themselves after ``--load-seconds`` in any case.
     .venv/bin/python benchmarks/engine_vs_st.py --queries 10 --background-load 2
 """
 
+# ruff: noqa: I001 - crossrank is imported before torch on purpose (see below)
 from __future__ import annotations
+
+# crossrank before torch, as a service imports it: torch's OpenMP threads then sleep while they
+# wait (OMP_WAIT_POLICY=PASSIVE unless set; run with OMP_WAIT_POLICY=ACTIVE to compare).
+import crossrank
 
 import argparse
 import logging
-import multiprocessing
 import os
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,25 +35,24 @@ import torch
 from _common import TokenCounter, add_workload_args, load_workload, machine
 from sentence_transformers import CrossEncoder
 
-from crossrank import Reranker
+Reranker = crossrank.Reranker
 
-
-def _spin(deadline: float) -> None:
-    """One busy process: burn a core until the deadline (or until terminated)."""
-    x = 0
-    while time.time() < deadline:
-        for i in range(100_000):
-            x ^= i
+# One busy process: burns a core until its deadline (the script also stops it when done).
+_SPIN = """
+import sys, time
+deadline = float(sys.argv[1])
+x = 0
+while time.time() < deadline:
+    for i in range(100_000):
+        x ^= i
+"""
 
 
 @contextmanager
 def background_load(n: int, seconds: float) -> Any:
     """``n`` CPU-bound processes for the duration of the block (at most ``seconds``)."""
-    ctx = multiprocessing.get_context("spawn")
-    deadline = time.time() + seconds
-    procs = [ctx.Process(target=_spin, args=(deadline,), daemon=True) for _ in range(n)]
-    for p in procs:
-        p.start()
+    deadline = str(time.time() + seconds)
+    procs = [subprocess.Popen([sys.executable, "-c", _SPIN, deadline]) for _ in range(n)]
     try:
         time.sleep(1.0 if n else 0.0)  # let the scheduler see them
         yield
@@ -55,7 +60,7 @@ def background_load(n: int, seconds: float) -> Any:
         for p in procs:
             p.terminate()
         for p in procs:
-            p.join(timeout=10)
+            p.wait(timeout=10)
 
 
 @dataclass

@@ -45,3 +45,20 @@ def test_the_hint_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
     assert cpu_threads.spinning_hint("cpu") is None
     assert cpu_threads.prefer_passive_openmp() is False  # already set: left alone
+
+
+def test_onnxruntime_pool_threads_sleep(
+    tiny_model: object, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from crossrank import Reranker
+    from crossrank.engine.loading import clear_registry
+
+    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path))
+    clear_registry()
+    try:
+        runner = Reranker(tiny_model, backend="onnx")._loaded.runner  # type: ignore[arg-type]
+        options = runner.session.get_session_options()
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    finally:
+        clear_registry()

@@ -90,6 +90,10 @@ def test_openvino_fp32_matches_torch(model: Path) -> None:
     assert engine.backend == "openvino"
     assert isinstance(engine._loaded.runner, openvino_backend.OpenVinoRunner)
     assert engine._loaded.runner.path.name == "model.xml"
+    compiled = engine._loaded.runner.compiled
+    # fp32 everywhere (not bf16 on CPUs that have it), and threads free to move between cores.
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "f32"
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False
     scores = engine.score_pairs(PAIRS)
     assert max(abs(a - b) for a, b in zip(scores, torch_scores, strict=True)) <= 1e-4
     assert max(torch_scores) - min(torch_scores) > 0.1  # the pairs really score differently

@@ -118,12 +118,45 @@ def test_openvino_int8_ranks_like_fp32(model: Path) -> None:
     assert int8._loaded.runner.path.name == "model-int8.xml"
     scores = int8.score_pairs(PAIRS)
     assert scores != fp32  # really quantised
-    # A random tiny model is a hard case for int8 (its scores differ in the third decimal of
-    # its hidden states); the real model's NDCG is measured in benchmarks/peers.py.
-    assert _spearman(scores, fp32) >= 0.7
+    # A random tiny model is the worst case for int8: its documents differ in the fourth
+    # decimal of the hidden states, below the quantisation step, so only coarse agreement
+    # holds here; the real model is checked below and by benchmarks/quantized_quality.py.
+    spread = max(fp32) - min(fp32)
+    assert max(abs(a - b) for a, b in zip(scores, fp32, strict=True)) <= 0.5 * spread
     assert max(range(len(scores)), key=scores.__getitem__) == max(
         range(len(fp32)), key=fp32.__getitem__
     )
+
+
+@needs_openvino
+@pytest.mark.slow
+def test_openvino_int8_ranks_real_text_like_fp32(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shared_data: Path
+) -> None:
+    from crossrank.data import load_beir
+    from crossrank.paths import shared_starter_dir
+
+    starter = shared_starter_dir()
+    if not (starter / "config.json").is_file():
+        pytest.skip(f"the starter model is not at {starter}")
+    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
+    clear_registry()
+    collection = load_beir(shared_data / "scifact", split="test")
+    docs = list(collection.corpus.values())
+    queries = collection.judged_queries(4)
+    pairs: list[tuple[str, str]] = []
+    for qi, query in enumerate(queries):
+        relevant = [collection.corpus[d].full_text for d in collection.relevant(query.id)]
+        others = [docs[(qi * 389 + j * 97) % len(docs)].full_text for j in range(12)]
+        pairs += [(query.text, d) for d in relevant + others]
+    kwargs = {"max_length": 256, "activation": "raw"}
+    fp32 = Reranker(starter, backend="openvino", **kwargs).score_pairs(pairs)
+    int8 = Reranker(starter, backend="openvino-int8", **kwargs).score_pairs(pairs)
+    clear_registry()
+    # Rankings agree closely; single logits can move by a fifth of the score range (measured:
+    # 2.2 of 9.4), which is why NDCG@10, not the logits, is the bar for int8 (docs/speed.md).
+    assert _spearman(int8, fp32) >= 0.95
+    assert max(abs(a - b) for a, b in zip(int8, fp32, strict=True)) <= 0.3 * (max(fp32) - min(fp32))
 
 
 @needs_openvino

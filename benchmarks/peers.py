@@ -194,7 +194,7 @@ def _crossrank(backend: str, dtype: str, threads: int) -> Callable[[Peer, str, i
         reranker = Reranker(
             model, device="cpu", backend=backend, dtype=dtype, max_length=max_length, **options
         )
-        budget = reranker._scorer.token_budget
+        budget = reranker._scorer.policy.token_budget
         peer.note = f"token_budget={budget}"
         peer.call = lambda payload: reranker.rerank(*payload)
         peer.read = lambda out, n: _from_positions(

@@ -43,8 +43,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Activation = Literal["raw", "sigmoid"]
-Backend = Literal["torch", "onnx", "onnx-int8"]
-BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8")
+Backend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 # Takes int64 arrays (input_ids, attention_mask[, token_type_ids]); returns one logit per row.
 Runner = Callable[[dict[str, "npt.NDArray[Any]"]], "npt.NDArray[Any]"]
 
@@ -314,7 +314,17 @@ def _load(
     default_max = min(int(cross_encoder.max_seq_length or model_max), model_max)
     runner: Runner
     if backend == "torch":
+        from crossrank.engine.cpu_threads import spinning_hint
+
+        spinning_hint(device)
         runner = _TorchRunner(cross_encoder.model, device, compile=compile)
+    elif backend.startswith("openvino"):
+        from crossrank.engine.openvino_backend import OpenVinoRunner
+        from crossrank.engine.openvino_backend import exported_model as ov_model
+
+        quantize = backend == "openvino-int8"
+        xml = ov_model(cross_encoder.model, hf_tokenizer, identity, quantize=quantize)
+        runner = OpenVinoRunner(xml, num_threads=num_threads)
     else:
         from crossrank.engine.onnx_backend import OnnxRunner, exported_model
 

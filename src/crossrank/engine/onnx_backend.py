@@ -326,6 +326,9 @@ class OnnxRunner:
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads or _cpu_count()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads sleep instead of spinning: on cores shared with other busy
+        # processes spinning made the engine 1.8x slower (docs/speed.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]

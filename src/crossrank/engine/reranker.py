@@ -63,9 +63,11 @@ class Reranker:
         cache_size: how many pair scores to keep in an LRU cache (0 = off).
         progress_threshold: show a progress bar for calls with at least this many pairs
             (``None`` = never).
-        backend: ``"torch"``; or the CPU fast path ``"onnx"`` (fp32) or ``"onnx-int8"``
-            (dynamically quantised), exported once into crossrank's cache.
-        num_threads: CPU threads for the ONNX backend (default: the cores available).
+        backend: ``"torch"``; or a CPU fast path, exported once into crossrank's cache:
+            ``"onnx"`` (fp32), ``"onnx-int8"`` (dynamically quantised), ``"openvino"``
+            (fp32) or ``"openvino-int8"`` (statically quantised, calibrated on built-in text).
+        num_threads: CPU threads for the ONNX and OpenVINO backends (default: the cores
+            available).
         compile: run the torch model through ``torch.compile`` (dynamic shapes); pays off on
             a GPU for long-running services, the first batches pay the compilation.
         model_kwargs / tokenizer_kwargs: passed to the model / tokenizer loaders.
@@ -166,7 +168,7 @@ class Reranker:
 
     @property
     def backend(self) -> Backend:
-        """``"torch"``, ``"onnx"`` or ``"onnx-int8"``."""
+        """``"torch"``, ``"onnx"``, ``"onnx-int8"``, ``"openvino"`` or ``"openvino-int8"``."""
         return self._loaded.backend
 
     @property

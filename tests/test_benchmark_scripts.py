@@ -1,0 +1,33 @@
+"""The GPU benchmark script's CPU smoke mode (the script itself is run by hand on a GPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_benchmark_runs_on_cpu_in_quick_mode(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gpu"
+    env = {**os.environ, "CROSSRANK_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--device", "cpu", "--quick"]
+    command += ["--model", str(tiny_model), "--out", str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = result["throughput"]
+    assert [(r["dtype"], r["pairs"]) for r in rows] == [("bf16", 32), ("fp16", 32)]
+    for row in rows:
+        assert row["crossrank_pairs_per_s"] > 0 and row["predict_pairs_per_s"] > 0
+        assert row["token_budget"] >= 512  # at least one full-length pair per batch
+        assert row["ratio"] == row["crossrank_pairs_per_s"] / row["predict_pairs_per_s"]
+    latency = {(r["dtype"], r["system"]): r for r in result["latency"]}
+    assert set(latency) == {(d, s) for d in ("bf16", "fp16") for s in ("crossrank", "predict")}
+    assert all(0 < r["p50_ms"] <= r["p95_ms"] for r in latency.values())
+    table = out.with_suffix(".md").read_text()
+    assert "| bf16 | 32 |" in table and "| fp16 | crossrank | 8 |" in table
+    assert "× predict" in done.stdout

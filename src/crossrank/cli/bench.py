@@ -11,6 +11,7 @@ in the repository's ``benchmarks/`` folder.
 from __future__ import annotations
 
 import argparse
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:

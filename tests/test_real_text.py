@@ -41,17 +41,15 @@ def test_no_query_token_is_ever_dropped(
     docs = [d.full_text for d in list(scifact.corpus.values())[:3]]
     for query in scifact.judged_queries():
         q_ids = loaded.tokenizer.encode(query.text, add_special_tokens=False).ids
-        windows, _, cut = plan_pairs(
+        windows, plans = plan_pairs(
             loaded.tokenizer,
             loaded.template,
+            engine.geometry,
             query.text,
             docs,
-            max_length=max_length,
-            query_max_tokens=engine.query_max_tokens,
             overflow="truncate",
-            stride=None,
         )
-        assert cut == 0
+        assert not any(plan.query_cut for plan in plans)
         for window in windows:
             start = len(loaded.template.prefix)
             assert window.ids[start : start + len(q_ids)] == q_ids
@@ -92,15 +90,8 @@ def test_chunking_scores_long_documents_from_all_windows(
         expected_windows = 1 + math.ceil((n - budget) / (budget - 16))
         assert results[i].n_windows == expected_windows
         assert results[i].truncated is False
-        windows, _, _ = plan_pairs(
-            loaded.tokenizer,
-            loaded.template,
-            query,
-            [doc],
-            max_length=128,
-            query_max_tokens=engine.query_max_tokens,
-            overflow="chunk",
-            stride=16,
+        windows, _ = plan_pairs(
+            loaded.tokenizer, loaded.template, engine.geometry, query, [doc], overflow="chunk"
         )
         covered = [t for w in windows for t in w.ids]
         doc_ids = hf_tokenizer(doc, add_special_tokens=False)["input_ids"]

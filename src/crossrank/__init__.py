@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from crossrank.engine.cpu_threads import prefer_passive_openmp
+from crossrank.engine.cpu_threads import prefer_passive_openmp as _prefer_passive_openmp
 from crossrank.errors import (
     CrossrankError,
     DataError,
@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 # torch's OpenMP threads sleep instead of spinning while they wait, unless the user chose
 # otherwise or torch is already loaded: on a shared CPU spinning made the engine 4x slower.
-prefer_passive_openmp()
+_prefer_passive_openmp()
 
 # Public names that live in modules with heavy imports: name -> module.
 _LAZY = {

@@ -17,7 +17,7 @@ from langchain_crossrank import (
 )
 
 from crossrank import Reranker
-from crossrank.adapters import READ_KEYS, TRUNCATED_KEY, WINDOWS_KEY
+from crossrank.adapters import READ_KEYS, SPAN_KEY, TRUNCATED_KEY, WINDOWS_KEY
 from crossrank.ranking.fusion import fuse
 
 pytestmark = pytest.mark.slow
@@ -154,7 +154,13 @@ def test_existing_relevance_score_is_replaced_and_last(
     for doc, result in zip(out, expected, strict=True):
         # the retriever's key moves to the end, after the keys that say how the model read it
         kept = [k for k in candidates[result.index].metadata if k != RELEVANCE_SCORE_KEY]
-        assert list(doc.metadata) == [*kept, TRUNCATED_KEY, WINDOWS_KEY, RELEVANCE_SCORE_KEY]
+        assert list(doc.metadata) == [
+            *kept,
+            TRUNCATED_KEY,
+            WINDOWS_KEY,
+            SPAN_KEY,
+            RELEVANCE_SCORE_KEY,
+        ]
         assert doc.metadata[RELEVANCE_SCORE_KEY] == pytest.approx(result.score, abs=1e-5)
         assert doc.metadata[RELEVANCE_SCORE_KEY] != dense[doc.id]
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crossrank.cli.arguments import positive_int
 from crossrank.errors import InvalidInputError
 
 __all__ = ["RETRIEVERS", "add_parser", "build_retriever", "run"]
@@ -23,17 +24,6 @@ __all__ = ["RETRIEVERS", "add_parser", "build_retriever", "run"]
 logger = logging.getLogger(__name__)
 
 RETRIEVERS = ("dense", "bm25", "hybrid")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"expected a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def add_parser(subparsers: Any) -> None:
@@ -88,8 +78,8 @@ def add_parser(subparsers: Any) -> None:
             "hit's dense or bm25 score (the 80/20 blend: --fuse-with bm25 --fusion-alpha 0.8)"
         ),
     )
-    parser.add_argument("--top-k", type=_positive_int, default=50, help="documents retrieved (50)")
-    parser.add_argument("--top-n", type=_positive_int, default=10, help="documents reranked (10)")
+    parser.add_argument("--top-k", type=positive_int, default=50, help="documents retrieved (50)")
+    parser.add_argument("--top-n", type=positive_int, default=10, help="documents reranked (10)")
     parser.add_argument(
         "--fusion", choices=("weighted", "rrf"), default="weighted", help="fused run (weighted)"
     )
@@ -99,8 +89,8 @@ def add_parser(subparsers: Any) -> None:
         default=0.5,
         help="weight of the cross-encoder in weighted fusion, 0..1 (0.5)",
     )
-    parser.add_argument("--max-length", type=_positive_int, help="reranker tokens per pair")
-    parser.add_argument("--max-queries", type=_positive_int, help="first N queries only")
+    parser.add_argument("--max-length", type=positive_int, help="reranker tokens per pair")
+    parser.add_argument("--max-queries", type=positive_int, help="first N queries only")
     parser.add_argument(
         "--index", choices=("flat", "hnsw", "ivf"), default="flat", help="FAISS index (flat)"
     )

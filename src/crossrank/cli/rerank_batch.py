@@ -12,20 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from crossrank.cli.arguments import positive_int
 from crossrank.errors import InvalidInputError
 
 __all__ = ["add_parser", "run"]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"expected a positive integer, got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def _non_negative(text: str) -> float:
@@ -57,7 +47,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--output", required=True, type=Path, help="output folder (parquet)")
     parser.add_argument("--model", default=None, help="cross-encoder folder or hub id")
-    parser.add_argument("--workers", type=_positive_int, default=1, help="Ray workers (1)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="Ray workers (1)")
     parser.add_argument(
         "--cpus-per-worker", type=_non_negative, default=1.0, help="CPUs per worker (1)"
     )
@@ -69,31 +59,31 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--batch-rows",
-        type=_positive_int,
+        type=positive_int,
         default=64,
         help="queries per shard: one rerank_many pass and one part file (64)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue a job in --output, skip finished shards"
     )
-    parser.add_argument("--top-n", type=_positive_int, default=None, help="keep the best N")
+    parser.add_argument("--top-n", type=positive_int, default=None, help="keep the best N")
     parser.add_argument(
         "--fusion", choices=("weighted", "rrf"), default=None, help="fuse with retrieval_scores"
     )
     parser.add_argument("--alpha", type=float, default=None, help="weighted fusion's weight")
-    parser.add_argument("--max-length", type=_positive_int, default=None, help="tokens per pair")
+    parser.add_argument("--max-length", type=positive_int, default=None, help="tokens per pair")
     parser.add_argument("--overflow", choices=("truncate", "chunk", "error"), default=None)
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (default: auto)")
     parser.add_argument("--dtype", default=None, help="auto, float32, bfloat16 or float16")
     parser.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default=None)
-    parser.add_argument("--token-budget", type=_positive_int, default=None)
+    parser.add_argument("--token-budget", type=positive_int, default=None)
     parser.add_argument(
         "--address",
         default=None,
         help="an existing Ray cluster (default: $RAY_ADDRESS, else local)",
     )
     parser.add_argument(
-        "--num-cpus", type=_positive_int, default=None, help="CPUs of a local Ray instance"
+        "--num-cpus", type=positive_int, default=None, help="CPUs of a local Ray instance"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(run=run)

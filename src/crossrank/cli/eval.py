@@ -10,6 +10,7 @@ same collection does not encode or index the corpus again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -102,6 +103,17 @@ def add_parser(subparsers: Any) -> None:
         "--runs-out", type=Path, default=None, help="save the runs as {run: {qid: {doc: score}}}"
     )
     parser.add_argument("--plot", type=Path, default=None, help="save a bar chart (PNG, SVG...)")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="[NAME=]PATH",
+        default=None,
+        help=(
+            "score saved runs instead of retrieving and reranking: a crossrank rerank-batch "
+            "output folder, a JSON run ({qid: {doc: score}} or --runs-out's "
+            "{run: {qid: {doc: score}}}) or a TREC run file; Recall is cut at --top-k"
+        ),
+    )
     parser.set_defaults(run=run)
 
 
@@ -177,12 +189,87 @@ def build_retriever(args: argparse.Namespace, collection: Any, progress: bool | 
     )
 
 
+def _saved_runs(specs: list[str]) -> dict[str, Any]:
+    """``[NAME=]PATH`` arguments → ``{name: Run}`` (folders are rerank-batch outputs)."""
+    from crossrank.evaluation.run_files import read_run_file
+    from crossrank.jobs.output import MANIFEST, ranked_run
+
+    runs: dict[str, Any] = {}
+    for spec in specs:
+        name, sep, location = spec.partition("=")
+        path = Path(location if sep else spec)
+        if path.is_dir():
+            if not (path / MANIFEST).is_file():
+                msg = f"{path} is a folder but not a crossrank rerank-batch output (no {MANIFEST})"
+                raise InvalidInputError(msg)
+            found = {path.name: ranked_run(path, name=path.name)}
+        else:
+            found = read_run_file(path)
+        if sep:
+            if len(found) != 1:
+                msg = f"{path} holds {len(found)} runs ({', '.join(found)}); drop the NAME= prefix"
+                raise InvalidInputError(msg)
+            found = {name: dataclasses.replace(next(iter(found.values())), name=name)}
+        for key, value in found.items():
+            if key in runs:
+                msg = f"two runs are named {key!r}; name them with NAME=PATH"
+                raise InvalidInputError(msg)
+            runs[key] = value
+    return runs
+
+
+def _score_saved_runs(args: argparse.Namespace) -> int:
+    """``crossrank eval --runs``: metrics of saved runs against the split's judgments."""
+    from crossrank.data import load_beir
+    from crossrank.evaluation.run_files import score_run
+
+    collection = load_beir(args.data, args.split)
+    runs = _saved_runs(args.runs)
+    qrels = collection.qrels
+    scored = [score_run(run, qrels, recall_k=args.top_k) for run in runs.values()]
+    names = list(scored[0].metrics)
+    _say(f"{collection.name} ({args.split}): {len(qrels)} judged queries")
+    header = ["run", *names, "ranked queries"]
+    rows = [
+        [s.name, *(f"{s.metrics[m]:.4f}" for m in names), f"{s.n_ranked}/{s.n_judged}"]
+        for s in scored
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        _say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    for s in scored:
+        if s.n_ranked < s.n_judged:
+            logger.warning(
+                "run %s ranks %d of %d judged queries; the others count as 0",
+                s.name,
+                s.n_ranked,
+                s.n_judged,
+            )
+        if s.n_unjudged:
+            logger.warning(
+                "run %s: %d queries have no judgments and are ignored", s.name, s.n_unjudged
+            )
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "collection": collection.name,
+            "split": args.split,
+            "recall_k": args.top_k,
+            "runs": [s.to_dict() for s in scored],
+        }
+        args.out.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        _say(f"saved the report to {args.out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``crossrank eval`` with the parsed arguments; return the exit code."""
     from crossrank.data import load_beir
     from crossrank.engine.reranker import Reranker
     from crossrank.evaluation import evaluate
 
+    if args.runs is not None:
+        return _score_saved_runs(args)
     if args.top_n > args.top_k:
         msg = f"--top-n {args.top_n} exceeds --top-k {args.top_k}; rerank at most what is retrieved"
         raise InvalidInputError(msg)

@@ -51,7 +51,9 @@ def parse_args() -> argparse.Namespace:
         help="cross-encoder folder (the shared starter)",
     )
     parser.add_argument("--max-length", type=int, default=160, help="tokens per pair (160)")
-    parser.add_argument("--backend", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    parser.add_argument(
+        "--backend", default="torch", choices=["torch", "onnx", "onnx-int8", "openvino"]
+    )
     parser.add_argument("--max-queries", type=int, default=None, help="first N judged queries")
     parser.add_argument("--out", type=Path, default=None, help="save all numbers as JSON")
     parser.add_argument(

@@ -24,6 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -55,6 +56,19 @@ def parse_args() -> argparse.Namespace:
         "--backend", default="torch", choices=["torch", "onnx", "onnx-int8", "openvino"]
     )
     parser.add_argument("--max-queries", type=int, default=None, help="first N judged queries")
+    parser.add_argument(
+        "--rerank-head",
+        type=int,
+        default=10,
+        help="also report reranking only the first N of each first stage (10; 0: skip)",
+    )
+    parser.add_argument(
+        "--sweep",
+        type=float,
+        nargs="*",
+        default=[0.2, 0.4, 0.6, 0.8],
+        help="cross-encoder weights of the fusion sensitivity table (on the same queries)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="save all numbers as JSON")
     parser.add_argument(
         "--budget-minutes",
@@ -108,6 +122,32 @@ def ce_scores(
 def ranked(ids: Sequence[str], scores: Sequence[float]) -> list[str]:
     order = sorted(range(len(ids)), key=lambda i: (-scores[i], i))
     return [ids[i] for i in order]
+
+
+def fusion_sweep(
+    args: argparse.Namespace,
+    queries: Sequence[Any],
+    rows: Sequence[Sequence[SearchHit]],
+    ce: dict[tuple[str, str], float],
+    qrels: dict[str, dict[str, int]],
+) -> dict[str, dict[str, float]]:
+    """NDCG@10 of the hybrid fused with each first-stage score at each weight in --sweep."""
+    out: dict[str, dict[str, float]] = {}
+    for label, part in (("RRF score", None), ("BM25", "bm25"), ("dense", "dense")):
+        out[label] = {}
+        for alpha in args.sweep:
+            rankings = {}
+            for q, row in zip(queries, rows):
+                ids = [h.id for h in row]
+                if not row:
+                    rankings[q.id] = []
+                    continue
+                cross = [ce[(q.id, i)] for i in ids]
+                other = [h.score if part is None else float(h.scores[part]) for h in row]  # type: ignore[index]
+                rankings[q.id] = ranked(ids, fuse(cross, other, "weighted", alpha))
+            metrics = compute_metrics(qrels, rankings, recall_k=args.top_k).aggregate
+            out[label][f"{alpha:g}"] = metrics["NDCG@10"]
+    return out
 
 
 def main() -> int:
@@ -165,7 +205,7 @@ def main() -> int:
 
         runs: dict[str, dict[str, list[str]]] = {}
         for stage, rows in stages.items():
-            first, reranked, fused = {}, {}, {}
+            first, reranked, fused, head = {}, {}, {}, {}
             runs[stage] = first
             for q, row in zip(queries, rows):
                 first[q.id] = [h.id for h in row]
@@ -180,6 +220,8 @@ def main() -> int:
                     continue
                 cross = [ce[(q.id, i)] for i in ids]
                 reranked[q.id] = ranked(ids, cross)
+                n = args.rerank_head
+                head[q.id] = ranked(ids[:n], cross[:n]) + ids[n:]
                 own = [h.score for h in row]
                 fused[q.id] = ranked(ids, fuse(cross, own, "weighted", args.alpha))
                 if stage == "hybrid":
@@ -188,6 +230,8 @@ def main() -> int:
                         mixed = fuse(cross, other, "weighted", args.alpha)
                         blends[part][q.id] = ranked(ids, mixed)
             runs[f"{stage} → rerank"] = reranked
+            if args.rerank_head:
+                runs[f"{stage} → rerank top-{args.rerank_head}"] = head
             runs[f"{stage} → fused"] = fused
             if stage == "hybrid":
                 runs["hybrid → fused with BM25"] = blends["bm25"]
@@ -213,6 +257,14 @@ def main() -> int:
             delta = 100 * (metrics["NDCG@10"] - base)
             cells = [f"{metrics[m]:.4f}" for m in [*METRICS, recall]]
             print(f"| {run} | " + " | ".join(cells) + f" | {delta:+.1f} |", flush=True)
+        if args.sweep and "hybrid → rerank" in table:
+            sweep = fusion_sweep(args, queries, stages["hybrid"], ce, qrels)
+            results[f"{spec} sweep"] = sweep
+            print(f"\n{name} ({split}): NDCG@10 of the hybrid fused at each cross-encoder weight")
+            print("| fused with | " + " | ".join(f"α={a:g}" for a in args.sweep) + " |")
+            print("|---|" + "---:|" * len(args.sweep))
+            for label, values in sweep.items():
+                print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(

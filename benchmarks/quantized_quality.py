@@ -7,12 +7,14 @@ NDCG@10 and MRR@10 with the difference to the first backend (torch fp32 by defau
 fp32 gives the same scores to 1e-5 several times faster), plus the largest |logit difference|
 and the share of queries whose top-10 ranking changed.
 
-    .venv/bin/python benchmarks/quantized_quality.py --queries 300 --top-k 50 --max-length 256
+    .venv/bin/python benchmarks/quantized_quality.py --queries 300 --top-k 50 --max-length 256 \
+        --out reports/quality.json     # peers.py --quality reports/quality.json reads it
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 import warnings
@@ -32,6 +34,12 @@ def main() -> None:
     parser.add_argument(
         "--backends", default="torch,openvino,openvino-int8,onnx-int8", help="comma-separated"
     )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="save {backend: NDCG@10, ...} as JSON (peers.py --quality)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -45,6 +53,7 @@ def main() -> None:
         ("dense retrieval only", base["NDCG@10"], base["MRR@10"], None, None)
     ]
     reference: list[list[float]] | None = None
+    ndcg_by_backend: dict[str, float] = {}
     ref_top: list[list[int]] | None = None
     for backend in args.backends.split(","):
         engine = Reranker(
@@ -74,11 +83,22 @@ def main() -> None:
         else:
             diff = max(abs(a - b) for s, r in zip(scores, reference) for a, b in zip(s, r))
             changed = sum(t != rt for t, rt in zip(top, ref_top or [])) / len(top)
+        ndcg_by_backend[backend] = metrics["NDCG@10"]
         rows.append(
             (f"{backend} ({seconds:.0f} s)", metrics["NDCG@10"], metrics["MRR@10"], diff, changed)
         )
         print(f"{rows[-1]}", flush=True)
 
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        data = {
+            "queries": len(work.queries),
+            "top_k": args.top_k,
+            "max_length": args.max_length,
+            "reference": args.backends.split(",")[0],
+            "ndcg@10": ndcg_by_backend,
+        }
+        args.out.write_text(json.dumps(data, indent=2))
     ndcg0 = rows[1][1]
     print(
         f"\n{len(work.queries)} SciFact {args.split} queries x {args.top_k} dense candidates, "

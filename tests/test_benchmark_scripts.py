@@ -31,3 +31,28 @@ def test_gpu_benchmark_runs_on_cpu_in_quick_mode(tiny_model: Path, tmp_path: Pat
     table = out.with_suffix(".md").read_text()
     assert "| bf16 | 32 |" in table and "| fp16 | crossrank | 8 |" in table
     assert "× predict" in done.stdout
+
+
+def test_peers_judge_the_quality_bar_on_the_many_query_file() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        import peers
+    finally:
+        sys.path.pop(0)
+    rows = [
+        peers.Row("crossrank-torch", "torch", 50, pairs_per_s=7.0, vs_predict=1.1, ndcg=0.67),
+        peers.Row("crossrank-openvino-int8", "ov8", 50, pairs_per_s=34, vs_predict=5.5, ndcg=0.63),
+        peers.Row("st-predict", "predict", 50, pairs_per_s=6.1, vs_predict=1.0, ndcg=0.67),
+    ]
+    timed = "\n".join(peers.verdicts(rows, [50]))
+    assert "ov8 NDCG@10 0.6300 is more than 0.01" in timed
+    assert "ov8, 34.0 pairs/s" not in timed
+    quality = {
+        "queries": 300,
+        "reference": "openvino",
+        "ndcg@10": {"openvino": 0.69, "openvino-int8": 0.685},
+    }
+    judged = "\n".join(peers.verdicts(rows, [50], quality))
+    assert "ov8, 34.0 pairs/s = 5.50× predict" in judged
+    assert "NDCG@10 0.6850 vs 0.6900 on 300 queries" in judged
+    assert judged.splitlines()[0].endswith("PASS")

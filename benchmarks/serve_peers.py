@@ -86,7 +86,7 @@ def peers(args: argparse.Namespace) -> list[Peer]:
     model, length = args.model, str(args.max_length)
     out = [
         Peer(
-            "crossrank serve (/v2/rerank)",
+            "crossrank serve (/v2/rerank)" + ("" if backend == "torch" else f", {backend}"),
             [
                 sys.executable,
                 "-m",
@@ -100,12 +100,17 @@ def peers(args: argparse.Namespace) -> list[Peer]:
                 length,
                 "--max-queue",
                 "1024",
+                "--backend",
+                backend,
             ],
             "/ready",
             "/v2/rerank",
             lambda q, d: {"model": "m", "query": q, "documents": d},
             lambda b: {r["index"]: r["relevance_score"] for r in b["results"]},
-        ),
+        )
+        for backend in args.backends.split(",")
+    ]
+    out += [
         Peer(
             "plain FastAPI + CrossEncoder.predict per request",
             [sys.executable, "-c", PLAIN_SERVER, model, "{port}", length],
@@ -228,6 +233,11 @@ def main() -> None:
     parser.add_argument("--max-docs", type=int, default=100)
     parser.add_argument("--max-length", type=int, default=160)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--backends",
+        default="torch,openvino",
+        help="crossrank serve --backend values to run, comma-separated (fp32: torch, openvino)",
+    )
     args = parser.parse_args()
 
     qs, docs = workload(args)

@@ -58,3 +58,22 @@ def test_bench_times_every_backend_asked_for(
     assert sorted(budgets) == ["4096", "4096", "64", "64"]
     assert main([*args, "--queries", "0"]) == 1
     assert "--queries and --top-k must be positive" in capsys.readouterr().err
+
+
+def test_every_command_with_a_backend_offers_every_engine_backend() -> None:
+    import argparse
+
+    from crossrank.cli import _build_parser
+    from crossrank.types import BACKENDS
+
+    parser = _build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    offered = {
+        name: action.choices
+        for name, sub in subparsers.choices.items()
+        for action in sub._actions
+        if "--backend" in action.option_strings
+    }
+    assert {"bench", "demo", "serve", "rerank-batch"} <= set(offered)
+    for name, choices in offered.items():
+        assert tuple(choices or ()) == BACKENDS, name

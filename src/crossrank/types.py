@@ -28,9 +28,12 @@ FusionMethod = Literal["weighted", "rrf"]
 Overflow = Literal["truncate", "chunk", "error"]
 #: How the scores of a chunked document's windows combine.
 Aggregate = Literal["max", "first", "mean"]
+#: How the model runs: PyTorch, or a CPU fast path exported once into crossrank's cache.
+Backend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"]
 FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
 OVERFLOWS: tuple[str, ...] = get_args(Overflow)
 AGGREGATES: tuple[str, ...] = get_args(Aggregate)
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 class RankArgs(TypedDict, total=False):

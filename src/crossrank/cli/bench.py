@@ -14,12 +14,12 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
+from crossrank.types import BACKENDS
+
 if TYPE_CHECKING:
     from crossrank.engine.reranker import Reranker
 
 __all__ = ["add_parser", "run"]
-
-_BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -40,7 +40,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--backend",
         action="append",
-        choices=_BACKENDS,
+        choices=BACKENDS,
         help="engine backend; repeat to compare several (default: torch)",
     )
     parser.add_argument(

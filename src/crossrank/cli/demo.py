@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from crossrank.errors import ModelNotFoundError
+from crossrank.types import BACKENDS
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -55,9 +56,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--max-length", type=int, default=None, help="reranker tokens per pair")
     parser.add_argument("--alpha", type=float, default=0.8, help="weight of the reranker in fusion")
     parser.add_argument("--max-queries", type=int, default=None, help="evaluate fewer queries")
-    parser.add_argument(
-        "--backend", default="torch", choices=["torch", "onnx", "onnx-int8"], help="engine backend"
-    )
+    parser.add_argument("--backend", default="torch", choices=BACKENDS, help="engine backend")
     parser.set_defaults(index="flat", device="auto", no_cache=False)
     parser.set_defaults(run=run)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from crossrank.cli.arguments import positive_int
 from crossrank.errors import InvalidInputError
+from crossrank.types import BACKENDS
 
 __all__ = ["add_parser", "run"]
 
@@ -75,7 +76,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--overflow", choices=("truncate", "chunk", "error"), default=None)
     parser.add_argument("--device", default=None, help="auto, cpu, cuda (default: auto)")
     parser.add_argument("--dtype", default=None, help="auto, float32, bfloat16 or float16")
-    parser.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default=None)
+    parser.add_argument("--backend", choices=BACKENDS, default=None)
     parser.add_argument("--token-budget", type=positive_int, default=None)
     parser.add_argument(
         "--address",

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from crossrank.cli.serve_ray import add_ray_arguments, run_ray
+from crossrank.types import BACKENDS
 
 if TYPE_CHECKING:
     from crossrank.serving import ServeConfig
@@ -32,7 +33,7 @@ def add_parser(subparsers: Any) -> None:
         help="address to bind (default 127.0.0.1 without an API key, 0.0.0.0 with one)",
     )
     parser.add_argument("--port", type=int, default=8080, help="TCP port (8080)")
-    parser.add_argument("--backend", default="torch", choices=("torch", "onnx", "onnx-int8"))
+    parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     parser.add_argument("--max-length", type=int, default=None, help="tokens per pair")

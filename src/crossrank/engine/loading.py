@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from crossrank.engine.pairs import PairTemplate
 from crossrank.errors import InvalidInputError, InvalidModelError, ModelNotFoundError
+from crossrank.types import BACKENDS, Backend
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -43,8 +44,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Activation = Literal["raw", "sigmoid"]
-Backend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"]
-BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 # Takes int64 arrays (input_ids, attention_mask[, token_type_ids]); returns one logit per row.
 Runner = Callable[[dict[str, "npt.NDArray[Any]"]], "npt.NDArray[Any]"]
 

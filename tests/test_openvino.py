@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 from collections.abc import Iterator
@@ -100,6 +101,35 @@ def test_openvino_fp32_matches_torch(model: Path) -> None:
 
 
 @needs_openvino
+def test_openvino_computes_in_bf16_only_when_asked(model: Path) -> None:
+    import torch
+
+    fp32 = Reranker(model, backend="openvino", activation="raw")
+    if not openvino_backend.cpu_has_bf16():
+        with pytest.raises(InvalidInputError, match="native bf16"):
+            Reranker(model, backend="openvino", dtype="bfloat16")
+        return
+    bf16 = Reranker(model, backend="openvino", dtype="bfloat16", activation="raw")
+    assert bf16.dtype == torch.bfloat16
+    assert fp32.dtype == torch.float32
+    assert bf16._loaded is not fp32._loaded  # one engine per precision, not a shared one
+    compiled = bf16._loaded.runner.compiled
+    assert compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16"
+    # (a random tiny model's scores differ below bf16's resolution; closeness is checked on the
+    # real starter model in the slow test below)
+    assert all(math.isfinite(x) for x in bf16.score_pairs(PAIRS))
+    assert "dtype=bfloat16, backend='openvino'" in repr(bf16)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_fast_paths_refuse_a_dtype_they_cannot_compute_in(model: Path, backend: str) -> None:
+    with pytest.raises(InvalidInputError, match="computes in 'auto' or 'float32', not dtype"):
+        Reranker(model, backend=backend, dtype="bfloat16")
+    with pytest.raises(InvalidInputError, match="not dtype='float16'"):
+        Reranker(model, backend="openvino", dtype="float16")
+
+
+@needs_openvino
 def test_openvino_keeps_chunking_and_truncation(model: Path) -> None:
     kwargs = {"max_length": 32, "query_max_tokens": 8, "overflow": "chunk", "stride": 4}
     expected = Reranker(model, activation="raw", **kwargs).rerank("genes", DOCS[3:5])
@@ -150,6 +180,14 @@ def test_openvino_int8_ranks_real_text_like_fp32(
     kwargs = {"max_length": 256, "activation": "raw"}
     fp32 = Reranker(starter, backend="openvino", **kwargs).score_pairs(pairs)
     int8 = Reranker(starter, backend="openvino-int8", **kwargs).score_pairs(pairs)
+    if openvino_backend.cpu_has_bf16():
+        bf16 = Reranker(starter, backend="openvino", dtype="bfloat16", **kwargs)
+        scores = bf16.score_pairs(pairs)
+        # bf16 keeps 8 mantissa bits: the ranking holds, logits move by a few hundredths
+        assert _spearman(scores, fp32) >= 0.99
+        assert max(abs(a - b) for a, b in zip(scores, fp32, strict=True)) <= 0.05 * (
+            max(fp32) - min(fp32)
+        )
     clear_registry()
     # Rankings agree closely; single logits can move by a fifth of the score range (measured:
     # 2.2 of 9.4), which is why NDCG@10, not the logits, is the bar for int8 (docs/speed.md).

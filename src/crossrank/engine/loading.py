@@ -159,6 +159,31 @@ def _freeze(value: Any) -> Any:
     return repr(value)
 
 
+def _fast_path_dtype(backend: str, dtype: str | torch.dtype | None) -> str:
+    """The dtype a CPU fast path computes in: fp32, or bf16 for OpenVINO when asked (on a CPU
+    with native bf16). Anything else is refused rather than silently replaced."""
+    name = str(dtype).lower().removeprefix("torch.") if dtype is not None else "auto"
+    if name in ("auto", "float32", "fp32"):
+        return "float32"
+    if name in ("bfloat16", "bf16") and backend.startswith("openvino"):
+        from crossrank.engine.openvino_backend import cpu_has_bf16
+
+        if not cpu_has_bf16():
+            msg = (
+                f"backend={backend!r} with dtype='bfloat16' needs a CPU with native bf16 "
+                "(AVX512-BF16 or AMX); this one has none: use dtype='float32'"
+            )
+            raise InvalidInputError(msg)
+        return "bfloat16"
+    allowed = (
+        "'auto', 'float32' or 'bfloat16'"
+        if backend.startswith("openvino")
+        else "'auto' or 'float32'"
+    )
+    msg = f"backend={backend!r} computes in {allowed}, not dtype={dtype!r}"
+    raise InvalidInputError(msg)
+
+
 def load_model(
     name: str,
     *,
@@ -190,7 +215,8 @@ def load_model(
         if compile:
             msg = f"compile=True applies to backend='torch' only, not {backend!r}"
             raise InvalidInputError(msg)
-        device, dtype = "cpu", "float32"
+        dtype = _fast_path_dtype(backend, dtype)
+        device = "cpu"
     resolved_device = resolve_device(device)
     resolved_dtype = resolve_dtype(dtype, resolved_device)
     folder = _local_folder(name)
@@ -285,7 +311,11 @@ def _load(
     folder = _local_folder(name)
     if folder is not None:
         checks.check_folder(name, folder, trust_remote_code=trust_remote_code)
-    kwargs: dict[str, Any] = {"dtype": dtype, **model_kwargs}
+    import torch
+
+    # The fast paths export from the fp32 weights; `dtype` is then what their runtime computes in.
+    load_dtype = dtype if backend == "torch" else torch.float32
+    kwargs: dict[str, Any] = {"dtype": load_dtype, **model_kwargs}
     logger.info("loading cross-encoder %s on %s (%s, backend=%s)", name, device, dtype, backend)
     cross_encoder = checks.open_cross_encoder(
         name,
@@ -306,7 +336,7 @@ def _load(
         raise InvalidModelError(msg)
     hf_tokenizer = cross_encoder.tokenizer
     checks.check_tokenizer(name, hf_tokenizer, cross_encoder.model.config, folder)
-    checks.check_weights(name, cross_encoder.model, dtype, folder)
+    checks.check_weights(name, cross_encoder.model, load_dtype, folder)
     tokenizer = _plain_tokenizer(hf_tokenizer)
     pad_id = hf_tokenizer.pad_token_id
     model_max = _model_max_length(cross_encoder)
@@ -323,7 +353,8 @@ def _load(
 
         quantize = backend == "openvino-int8"
         xml = ov_model(cross_encoder.model, hf_tokenizer, identity, quantize=quantize)
-        runner = OpenVinoRunner(xml, num_threads=num_threads)
+        precision = "bf16" if dtype == torch.bfloat16 else "f32"
+        runner = OpenVinoRunner(xml, num_threads=num_threads, precision=precision)
     else:
         from crossrank.engine.onnx_backend import OnnxRunner, exported_model
 

@@ -33,6 +33,7 @@ __all__ = [
     "CALIBRATION_QUERIES",
     "OpenVinoRunner",
     "calibration_features",
+    "cpu_has_bf16",
     "export_dir",
     "exported_model",
 ]
@@ -258,6 +259,13 @@ def _quantize(source: Path, hf_tokenizer: Any, target: Path, max_length: int) ->
     _save(quantized, target)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO's CPU plugin can compute in bf16 natively here (AVX512-BF16 or AMX)."""
+    ov = _require_openvino()
+    capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    return "BF16" in capabilities
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -269,17 +277,20 @@ class OpenVinoRunner:
     """Runs an OpenVINO model on the CPU plugin; returns one fp64 logit per row.
 
     One stream, latency mode, fp32 for every operation that is not quantised (OpenVINO would
-    otherwise pick bf16 on CPUs that have it), and no thread pinning: a service shares its
+    otherwise pick bf16 on CPUs that have it) unless ``precision="bf16"`` asks for it
+    (``dtype="bfloat16"``), and no thread pinning: a service shares its
     cores with other processes, and pinned threads cannot move away from a busy core.
     """
 
-    def __init__(self, path: Path, *, num_threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, *, num_threads: int | None = None, precision: str = "f32"
+    ) -> None:
         ov = _require_openvino()
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
             "INFERENCE_NUM_THREADS": num_threads or _cpu_count(),
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": precision,
             "ENABLE_CPU_PINNING": False,
         }
         try:

@@ -224,6 +224,8 @@ PEERS: list[tuple[str, str, Callable[..., None] | None]] = [
     ("crossrank-onnx-int8", "crossrank Reranker, ONNX int8", None),
     ("crossrank-openvino", "crossrank Reranker, OpenVINO fp32", None),
     ("crossrank-openvino-int8", "crossrank Reranker, OpenVINO int8 (static)", None),
+    ("crossrank-openvino-bf16", "crossrank Reranker, OpenVINO bf16", None),
+    ("crossrank-openvino-int8-bf16", "crossrank Reranker, OpenVINO int8 (static) + bf16", None),
 ]
 _BACKENDS = {  # backend, dtype
     "crossrank-torch": ("torch", "float32"),
@@ -232,6 +234,8 @@ _BACKENDS = {  # backend, dtype
     "crossrank-onnx-int8": ("onnx-int8", "float32"),
     "crossrank-openvino": ("openvino", "float32"),
     "crossrank-openvino-int8": ("openvino-int8", "float32"),
+    "crossrank-openvino-bf16": ("openvino", "bfloat16"),
+    "crossrank-openvino-int8-bf16": ("openvino-int8", "bfloat16"),
 }
 
 
@@ -365,8 +369,9 @@ def quality_ndcg(rows: list[Row], quality: dict[str, Any] | None) -> tuple[dict[
     reference = by_backend[quality["reference"]]
     out = {"crossrank-torch": reference}
     for key, (backend, dtype) in _BACKENDS.items():
-        if dtype == "float32" and backend in by_backend:
-            out[key] = by_backend[backend]
+        spec = backend if dtype == "float32" else f"{backend}:{dtype}"
+        if spec in by_backend:
+            out[key] = by_backend[spec]
     return (
         out,
         f"on {quality['queries']} queries (quantized_quality.py, {quality['reference']} as fp32)",

@@ -13,13 +13,21 @@ from typing import TYPE_CHECKING, Any
 from crossrank.engine.aio import Coalescer
 from crossrank.engine.batching import BatchPolicy
 from crossrank.engine.geometry import PairGeometry
-from crossrank.engine.loading import Activation, Backend, load_model
+from crossrank.engine.loading import Activation, load_model
 from crossrank.engine.resolve import resolve_reranker
 from crossrank.engine.score_cache import CacheStats
 from crossrank.engine.scoring import DocScore, PairScorer, Prepared, ScoringStats
 from crossrank.errors import CrossrankError, InvalidInputError
 from crossrank.ranking.results import RankOptions, check_choice, rank_results
-from crossrank.types import AGGREGATES, OVERFLOWS, Aggregate, Overflow, RankArgs, RerankResult
+from crossrank.types import (
+    AGGREGATES,
+    OVERFLOWS,
+    Aggregate,
+    Backend,
+    Overflow,
+    RankArgs,
+    RerankResult,
+)
 
 if TYPE_CHECKING:
     import torch

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from crossrank.errors import DataError, InvalidInputError, MissingExtraError
-from crossrank.retrieval.hits import SearchHit, check_strings, check_top_k
+from crossrank.retrieval.hits import SearchHit, check_new_documents, check_strings, check_top_k
 
 if TYPE_CHECKING:
     import numpy as np
@@ -178,20 +178,7 @@ class BM25Retriever:
     # -- adding -------------------------------------------------------------------------------
     def add(self, texts: Sequence[str], ids: Sequence[str] | None = None) -> None:
         """Add ``texts`` (ids default to the running position); the index is rebuilt."""
-        texts = check_strings("texts", texts)
-        if ids is None:
-            ids = [str(len(self._ids) + i) for i in range(len(texts))]
-        ids = check_strings("ids", ids)
-        if len(ids) != len(texts):
-            msg = f"got {len(ids)} ids for {len(texts)} texts; pass one id per text"
-            raise InvalidInputError(msg)
-        if len(set(ids)) != len(ids):
-            msg = "ids must be unique; the same id appears twice in this call"
-            raise InvalidInputError(msg)
-        clash = next((i for i in ids if i in self._known), None)
-        if clash is not None:
-            msg = f"document id {clash!r} is already in the index; ids must be unique"
-            raise InvalidInputError(msg)
+        texts, ids = check_new_documents(texts, ids, self._known, len(self._ids))
         if not texts:
             return
         self._ids.extend(ids)

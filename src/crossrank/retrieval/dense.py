@@ -15,7 +15,7 @@ from crossrank.errors import (
     ModelNotFoundError,
 )
 from crossrank.retrieval.encoder import load_encoder
-from crossrank.retrieval.hits import SearchHit
+from crossrank.retrieval.hits import SearchHit, check_new_documents
 from crossrank.retrieval.hits import check_strings as _check_strings
 from crossrank.retrieval.hits import check_top_k as _check_top_k
 from crossrank.retrieval.identity import ModelIdentity, model_identity
@@ -192,20 +192,7 @@ class DenseRetriever:
         calls. ``embeddings`` (one row per text) skips encoding, for vectors computed earlier
         with the same model; they are normalised here when ``normalize`` is on.
         """
-        texts = _check_strings("texts", texts)
-        if ids is None:
-            ids = [str(len(self._ids) + i) for i in range(len(texts))]
-        ids = _check_strings("ids", ids)
-        if len(ids) != len(texts):
-            msg = f"got {len(ids)} ids for {len(texts)} texts; pass one id per text"
-            raise InvalidInputError(msg)
-        if len(set(ids)) != len(ids):
-            msg = "ids must be unique; the same id appears twice in this call"
-            raise InvalidInputError(msg)
-        clash = next((i for i in ids if i in self._known), None)
-        if clash is not None:
-            msg = f"document id {clash!r} is already in the index; ids must be unique"
-            raise InvalidInputError(msg)
+        texts, ids = check_new_documents(texts, ids, self._known, len(self._ids))
         if not texts:
             return
         if embeddings is None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from crossrank.errors import InvalidInputError
 
-__all__ = ["SearchHit", "check_strings", "check_top_k"]
+__all__ = ["SearchHit", "check_new_documents", "check_strings", "check_top_k"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,28 @@ def check_strings(name: str, values: object) -> list[str]:
             msg = f"{name}[{i}] must be a string, got {type(value).__name__}"
             raise InvalidInputError(msg)
     return list(values)
+
+
+def check_new_documents(
+    texts: object, ids: object, known: Collection[str], size: int
+) -> tuple[list[str], list[str]]:
+    """``(texts, ids)`` checked for adding to an index of ``size`` documents whose ids are
+    ``known``: ids default to the running position; one per text, unique, and new."""
+    texts = check_strings("texts", texts)
+    if ids is None:
+        ids = [str(size + i) for i in range(len(texts))]
+    ids = check_strings("ids", ids)
+    if len(ids) != len(texts):
+        msg = f"got {len(ids)} ids for {len(texts)} texts; pass one id per text"
+        raise InvalidInputError(msg)
+    if len(set(ids)) != len(ids):
+        msg = "ids must be unique; the same id appears twice in this call"
+        raise InvalidInputError(msg)
+    clash = next((i for i in ids if i in known), None)
+    if clash is not None:
+        msg = f"document id {clash!r} is already in the index; ids must be unique"
+        raise InvalidInputError(msg)
+    return texts, ids
 
 
 def check_top_k(top_k: object) -> int:

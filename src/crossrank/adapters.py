@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_serializer, field_validator
 
 from crossrank.errors import CrossrankError, InvalidInputError, MissingExtraError
+from crossrank.ranking.context import DEFAULT_SEPARATOR, DEFAULT_TEMPLATE, ContextPacker
 from crossrank.ranking.results import check_positive_int
 from crossrank.types import Overflow, RerankResult
 
@@ -32,6 +33,7 @@ __all__ = [
     "WINDOWS_KEY",
     "EngineNotSerializableError",
     "EngineOptions",
+    "PackerOptions",
     "build_reranker",
     "check_top_n",
     "read_metadata",
@@ -307,3 +309,74 @@ class EngineOptions(BaseModel):
                 TRUNCATED_KEY,
                 type(self).__name__,
             )
+
+
+class PackerOptions(BaseModel):
+    """The options of :class:`crossrank.ContextPacker` as fields, and the packer built from
+    them once (:attr:`packer`), for the adapters' context packers to subclass."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
+
+    budget_tokens: int = Field(
+        default=1024,
+        ge=1,
+        description="Most tokens in the context (templates and separators included).",
+    )
+    tokenizer: Any = Field(
+        default=None,
+        exclude=True,
+        description="The LLM's tokenizer: a Hugging Face folder or hub id, a tokenizer object "
+        "(tiktoken too) or a callable text -> token count (default: crossrank's offline "
+        "WordPiece tokenizer).",
+    )
+    passage: Literal["window", "document"] = Field(
+        default="window", description="The best window when known, or the text from its start."
+    )
+    max_passage_share: float | None = Field(
+        default=0.25, description="The most of the budget one passage may take (None: no limit)."
+    )
+    dedup_threshold: float | None = Field(
+        default=0.6,
+        description="Word-shingle Jaccard similarity at which a passage is a duplicate.",
+    )
+    min_score: float | None = Field(default=None, description="Drop sources scoring below this.")
+    max_score_gap: float | None = Field(
+        default=None, description="Drop sources scoring more than this below the best one."
+    )
+    order: Literal["score", "lost_in_the_middle", "source"] = Field(
+        default="score",
+        description=(
+            "Reading order: best first, best at both ends (as LongContextReorder), or input."
+        ),
+    )
+    template: str = Field(
+        default=DEFAULT_TEMPLATE,
+        description="How each passage is rendered: fields {n}, {id}, {text}, {score}.",
+    )
+    separator: str = Field(
+        default=DEFAULT_SEPARATOR,
+        description="Between passages (the hosts' synthesizers join texts with '\\n\\n').",
+    )
+
+    _packer: ContextPacker = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Build the packer from the validated fields."""
+        super().model_post_init(context)
+        self._packer = ContextPacker(
+            self.budget_tokens,
+            tokenizer=self.tokenizer,
+            passage=self.passage,
+            max_passage_share=self.max_passage_share,
+            dedup_threshold=self.dedup_threshold,
+            min_score=self.min_score,
+            max_score_gap=self.max_score_gap,
+            order=self.order,
+            template=self.template,
+            separator=self.separator,
+        )
+
+    @property
+    def packer(self) -> ContextPacker:
+        """The framework-free packer doing the work."""
+        return self._packer

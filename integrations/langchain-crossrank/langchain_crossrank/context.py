@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import numbers
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
@@ -16,14 +16,12 @@ from langchain_core.runnables import (
     RunnableParallel,
     RunnablePassthrough,
 )
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import Field
 
 from crossrank.adapters import SPAN_KEY as _SPAN_KEY
+from crossrank.adapters import PackerOptions
 from crossrank.errors import InvalidInputError
 from crossrank.ranking.context import (
-    DEFAULT_SEPARATOR,
-    DEFAULT_TEMPLATE,
-    ContextPacker,
     PackedContext,
 )
 from crossrank.types import RerankResult
@@ -41,7 +39,7 @@ CITATION_KEY = "citation"
 """Metadata key of the returned document's citation number (``[n]`` in the context)."""
 
 
-class CrossrankContextPacker(BaseDocumentCompressor):
+class CrossrankContextPacker(PackerOptions, BaseDocumentCompressor):
     """Packs reranked documents into a context that fits the LLM's token budget.
 
     As a document compressor it goes after :class:`CrossrankReranker` in a
@@ -63,55 +61,10 @@ class CrossrankContextPacker(BaseDocumentCompressor):
     (``id_key``: a metadata key instead), else its position.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
-
-    budget_tokens: int = Field(default=1024, ge=1)
-    """Most tokens in the context (templates and separators included)."""
-    tokenizer: Any = Field(default=None, exclude=True)
-    """The LLM's tokenizer: a Hugging Face folder or hub id, a tokenizer object (``tiktoken``
-    too) or a callable text -> token count (default: crossrank's offline WordPiece tokenizer)."""
-    passage: Literal["window", "document"] = "window"
-    """The best window when known, or the document from its start."""
-    max_passage_share: float | None = 0.25
-    """The most of the budget one passage may take (``None``: no limit)."""
-    dedup_threshold: float | None = 0.6
-    """Word-shingle Jaccard similarity at which a passage is a near-duplicate."""
-    min_score: float | None = None
-    """Drop documents scoring below this."""
-    max_score_gap: float | None = None
-    """Drop documents scoring more than this below the best one."""
-    order: Literal["score", "lost_in_the_middle", "source"] = "score"
-    """Reading order: best first, best at both ends (as ``LongContextReorder``), or input."""
-    template: str = DEFAULT_TEMPLATE
-    """How each passage is rendered: fields ``{n}``, ``{id}``, ``{text}``, ``{score}``."""
-    separator: str = DEFAULT_SEPARATOR
-    """Between passages."""
     score_key: str = Field(default=RELEVANCE_SCORE_KEY, min_length=1)
     """The metadata key holding each document's score (``CrossrankReranker`` writes it)."""
     id_key: str | None = None
     """A metadata key naming each document's source; ``None``: ``Document.id``."""
-
-    _packer: ContextPacker = PrivateAttr()
-
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        self._packer = ContextPacker(
-            self.budget_tokens,
-            tokenizer=self.tokenizer,
-            passage=self.passage,
-            max_passage_share=self.max_passage_share,
-            dedup_threshold=self.dedup_threshold,
-            min_score=self.min_score,
-            max_score_gap=self.max_score_gap,
-            order=self.order,
-            template=self.template,
-            separator=self.separator,
-        )
-
-    @property
-    def packer(self) -> ContextPacker:
-        """The framework-free packer doing the work."""
-        return self._packer
 
     def pack(self, documents: Sequence[Document], query: str) -> PackedContext:
         """The packed context of ``documents`` (the string and its passages) for ``query``."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Literal
 
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import (
@@ -14,14 +13,12 @@ from llama_index.core.schema import (
     QueryBundle,
     TextNode,
 )
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import Field
 
 from crossrank.adapters import SPAN_KEY as _SPAN_KEY
+from crossrank.adapters import PackerOptions
 from crossrank.errors import InvalidInputError
 from crossrank.ranking.context import (
-    DEFAULT_SEPARATOR,
-    DEFAULT_TEMPLATE,
-    ContextPacker,
     PackedContext,
 )
 from crossrank.types import RerankResult
@@ -45,7 +42,7 @@ CITATION_KEY = "crossrank_citation"
 """Metadata key of the returned node's citation number (``[n]`` in the context)."""
 
 
-class CrossrankContextPacker(BaseNodePostprocessor):
+class CrossrankContextPacker(PackerOptions, BaseNodePostprocessor):
     """Packs reranked nodes into a context that fits the LLM's token budget.
 
     Put it after :class:`CrossrankRerank` (give the reranker ``top_n=None`` or a generous
@@ -65,66 +62,14 @@ class CrossrankContextPacker(BaseNodePostprocessor):
     each node is cut from (keep it equal to the reranker's, so its spans line up).
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
-
-    budget_tokens: int = Field(default=1024, ge=1, description="Most tokens in the context.")
-    tokenizer: Any = Field(
-        default=None,
-        exclude=True,
-        description="The LLM's tokenizer: a Hugging Face folder or hub id, a tokenizer object or "
-        "a callable text -> token count (default: crossrank's offline WordPiece tokenizer).",
-    )
-    passage: Literal["window", "document"] = Field(
-        default="window", description="The best window when known, or the node from its start."
-    )
-    max_passage_share: float | None = Field(
-        default=0.25, description="The most of the budget one passage may take (None: no limit)."
-    )
-    dedup_threshold: float | None = Field(
-        default=0.6, description="Shingle Jaccard similarity at which a passage is a duplicate."
-    )
-    min_score: float | None = Field(default=None, description="Drop nodes scoring below this.")
-    max_score_gap: float | None = Field(
-        default=None, description="Drop nodes scoring more than this below the best node."
-    )
-    order: Literal["score", "lost_in_the_middle", "source"] = Field(
-        default="score", description="Reading order of the passages."
-    )
-    template: str = Field(default=DEFAULT_TEMPLATE, description="How each passage is rendered.")
-    separator: str = Field(
-        default=DEFAULT_SEPARATOR,
-        description="Between passages; LlamaIndex's synthesizers join nodes with '\\n\\n'.",
-    )
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.EMBED, description="The text of each node the passage is cut from."
     )
-
-    _packer: ContextPacker = PrivateAttr()
-
-    def __init__(self, **data: Any) -> None:
-        super().__init__(**data)
-        self._packer = ContextPacker(
-            self.budget_tokens,
-            tokenizer=self.tokenizer,
-            passage=self.passage,
-            max_passage_share=self.max_passage_share,
-            dedup_threshold=self.dedup_threshold,
-            min_score=self.min_score,
-            max_score_gap=self.max_score_gap,
-            order=self.order,
-            template=self.template,
-            separator=self.separator,
-        )
 
     @classmethod
     def class_name(cls) -> str:
         """The name LlamaIndex serialises this component under."""
         return "CrossrankContextPacker"
-
-    @property
-    def packer(self) -> ContextPacker:
-        """The framework-free packer doing the work."""
-        return self._packer
 
     def pack_nodes(self, nodes: Sequence[NodeWithScore], query: str) -> PackedContext:
         """The packed context of ``nodes`` (the string and its passages) for ``query``."""

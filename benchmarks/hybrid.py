@@ -6,7 +6,10 @@ text) and their reciprocal-rank fusion (hybrid). The cross-encoder scores every 
 every first stage once (the union of the pairs); each first stage is then reported alone,
 reranked (all top-k by the cross-encoder) and fused (``alpha`` * minmax(cross-encoder) +
 (1 - alpha) * minmax(first-stage score)); the hybrid is also fused with its BM25 score alone
-(the 80/20 cross-encoder + BM25 blend) and with its dense score alone. NDCG@10, MRR@10, Hit@1
+(the 80/20 cross-encoder + BM25 blend), with its dense score alone, and with both
+(``--both-alpha`` * minmax(cross-encoder) + (1 - ``--both-alpha``) * minmax of the mean of
+minmax(dense) and minmax(BM25): the pipeline this benchmark recommends, its cross-encoder
+weight chosen on train queries, see docs/hybrid.md). NDCG@10, MRR@10, Hit@1
 and Recall@k through ir-measures; the reranked and fused runs hold the same documents as
 their first stage, so their Recall@k is the first stage's.
 
@@ -31,12 +34,21 @@ from tqdm.auto import tqdm
 from crossrank.data import load_beir
 from crossrank.engine.reranker import Reranker
 from crossrank.evaluation import compute_metrics
+from crossrank.evaluation.runner import fusion_scores
 from crossrank.fingerprint import fingerprint_folder
 from crossrank.paths import cache_dir, shared_data_dir, shared_starter_dir
 from crossrank.ranking import fuse
 from crossrank.retrieval import HybridRetriever, SearchHit, cached_bm25, cached_retriever
+from crossrank.types import FuseWith
 
 METRICS = ["NDCG@10", "MRR@10", "Hit@1"]
+#: The hybrid's scores the cross-encoder is fused with: label -> ``fuse_with``.
+BLENDS: dict[str, FuseWith] = {
+    "RRF score": "first-stage",
+    "BM25": "bm25",
+    "dense": "dense",
+    "dense+BM25": "dense+bm25",
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,6 +58,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--top-k", type=int, default=50, help="candidates per first stage (50)")
     parser.add_argument("--alpha", type=float, default=0.8, help="cross-encoder weight (0.8)")
+    parser.add_argument(
+        "--both-alpha",
+        type=float,
+        default=0.2,
+        help="cross-encoder weight when fused with dense+BM25 (0.2, chosen on train queries)",
+    )
     parser.add_argument(
         "--reranker",
         default=os.environ.get("CROSSRANK_RERANKER", str(shared_starter_dir())),
@@ -66,7 +84,7 @@ def parse_args() -> argparse.Namespace:
         "--sweep",
         type=float,
         nargs="*",
-        default=[0.2, 0.4, 0.6, 0.8],
+        default=[0.1, 0.2, 0.3, 0.4, 0.6, 0.8],
         help="cross-encoder weights of the fusion sensitivity table (on the same queries)",
     )
     parser.add_argument("--out", type=Path, default=None, help="save all numbers as JSON")
@@ -133,7 +151,7 @@ def fusion_sweep(
 ) -> dict[str, dict[str, float]]:
     """NDCG@10 of the hybrid fused with each first-stage score at each weight in --sweep."""
     out: dict[str, dict[str, float]] = {}
-    for label, part in (("RRF score", None), ("BM25", "bm25"), ("dense", "dense")):
+    for label, part in BLENDS.items():
         out[label] = {}
         for alpha in args.sweep:
             rankings = {}
@@ -143,7 +161,7 @@ def fusion_sweep(
                     rankings[q.id] = []
                     continue
                 cross = [ce[(q.id, i)] for i in ids]
-                other = [h.score if part is None else float(h.scores[part]) for h in row]  # type: ignore[index]
+                other = fusion_scores(row, part)
                 rankings[q.id] = ranked(ids, fuse(cross, other, "weighted", alpha))
             metrics = compute_metrics(qrels, rankings, recall_k=args.top_k).aggregate
             out[label][f"{alpha:g}"] = metrics["NDCG@10"]
@@ -212,7 +230,7 @@ def main() -> int:
             if any((q.id, h.id) not in ce for q, row in zip(queries, rows) for h in row):
                 print(f"{spec}: {stage} → rerank / fused not measured (pairs left unscored)")
                 continue
-            blends: dict[str, dict[str, list[str]]] = {"bm25": {}, "dense": {}}
+            blends: dict[str, dict[str, list[str]]] = {"BM25": {}, "dense": {}, "dense+BM25": {}}
             for q, row in zip(queries, rows):
                 ids = [h.id for h in row]
                 if not row:
@@ -225,17 +243,21 @@ def main() -> int:
                 own = [h.score for h in row]
                 fused[q.id] = ranked(ids, fuse(cross, own, "weighted", args.alpha))
                 if stage == "hybrid":
-                    for part in ("bm25", "dense"):
-                        other = [float(h.scores[part]) for h in row]  # type: ignore[index]
-                        mixed = fuse(cross, other, "weighted", args.alpha)
-                        blends[part][q.id] = ranked(ids, mixed)
+                    for label in blends:
+                        weight = args.both_alpha if label == "dense+BM25" else args.alpha
+                        other = fusion_scores(row, BLENDS[label])
+                        mixed = fuse(cross, other, "weighted", weight)
+                        blends[label][q.id] = ranked(ids, mixed)
             runs[f"{stage} → rerank"] = reranked
             if args.rerank_head:
                 runs[f"{stage} → rerank top-{args.rerank_head}"] = head
             runs[f"{stage} → fused"] = fused
             if stage == "hybrid":
-                runs["hybrid → fused with BM25"] = blends["bm25"]
+                runs["hybrid → fused with BM25"] = blends["BM25"]
                 runs["hybrid → fused with dense"] = blends["dense"]
+                runs[f"hybrid → fused with dense+BM25 (α={args.both_alpha:g})"] = blends[
+                    "dense+BM25"
+                ]
 
         qrels = {q.id: dict(collection.qrels[q.id]) for q in queries}
         recall = f"Recall@{args.top_k}"

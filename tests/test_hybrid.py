@@ -166,3 +166,50 @@ def test_the_names_are_exported_lazily() -> None:
     assert crossrank.BM25Retriever is BM25Retriever
     assert crossrank.HybridRetriever is HybridRetriever
     assert {"BM25Retriever", "HybridRetriever"} <= set(crossrank.__all__)
+
+
+def test_fusing_with_dense_and_bm25_averages_both_scaled_scores() -> None:
+    """``fuse_with="dense+bm25"``: the mean of min-max(dense) and min-max(BM25) per query."""
+    from crossrank.evaluation.runner import fusion_scores
+
+    dense, bm25 = fixed_pair()
+    hits = HybridRetriever(dense, bm25, complete_scores=True).search("q", top_k=5)
+    dense_s = [h.scores["dense"] for h in hits if h.scores is not None]
+    bm25_s = [h.scores["bm25"] for h in hits if h.scores is not None]
+    expected = [
+        ((d - min(dense_s)) / (max(dense_s) - min(dense_s)) + (b - min(bm25_s)) / 12.0) / 2
+        for d, b in zip(dense_s, bm25_s, strict=True)
+    ]
+    assert max(bm25_s) - min(bm25_s) == 12.0
+    assert fusion_scores(hits, "dense+bm25") == pytest.approx(expected)
+    assert fusion_scores([], "dense+bm25") == []
+    # a hit missing one retriever's score cannot be fused with both: said, not guessed
+    partial = HybridRetriever(dense, bm25).search("q", top_k=5)
+    with pytest.raises(InvalidInputError, match="complete_scores=True"):
+        fusion_scores(partial, "dense+bm25")
+
+
+def test_evaluate_refuses_an_unknown_fuse_with(tiny_model: Path) -> None:
+    from crossrank import Reranker
+    from crossrank.evaluation import evaluate
+
+    dense, bm25 = fixed_pair()
+    with pytest.raises(InvalidInputError, match="'dense\\+bm25'"):
+        evaluate(
+            None,  # type: ignore[arg-type]
+            HybridRetriever(dense, bm25),
+            Reranker(tiny_model, device="cpu"),
+            fuse_with="both",  # type: ignore[arg-type]
+        )
+
+
+def test_mean_minmax_checks_its_runs() -> None:
+    from crossrank.ranking import mean_minmax
+
+    assert mean_minmax([1.0, 3.0, 2.0], [10.0, 0.0, 5.0]) == pytest.approx([0.5, 0.5, 0.5])
+    assert mean_minmax([2.0, 2.0]) == [1.0, 1.0]  # no information, no penalty
+    assert mean_minmax([], []) == []
+    with pytest.raises(InvalidInputError, match="same documents"):
+        mean_minmax([1.0, 2.0], [1.0])
+    with pytest.raises(InvalidInputError, match="at least one run"):
+        mean_minmax()

@@ -51,27 +51,31 @@ def test_eval_bm25_names_the_first_stage_and_caches_the_index(
     assert "reused the cached BM25 index" in capsys.readouterr().out
 
 
-def test_eval_hybrid_with_the_80_20_bm25_blend(
+@pytest.mark.parametrize(("fuse_with", "alpha"), [("bm25", 0.8), ("dense+bm25", 0.2)])
+def test_eval_hybrid_fused_with_bm25_or_both_scores(
     tmp_path: Path,
     cache: Path,
     tiny_model: Path,
     tiny_biencoder: Path,
     capsys: pytest.CaptureFixture[str],
+    fuse_with: str,
+    alpha: float,
 ) -> None:
     data = write_collection(tmp_path / "mini")
     out, chart = tmp_path / "r.json", tmp_path / "c.png"
     args = eval_args(
         data, tiny_model, "--retriever", "hybrid", "--biencoder", str(tiny_biencoder),
-        "--fuse-with", "bm25", "--fusion-alpha", "0.8", "--out", str(out), "--plot", str(chart),
+        "--fuse-with", fuse_with, "--fusion-alpha", str(alpha), "--out", str(out),
+        "--plot", str(chart),
     )  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "encoded 3 documents and cached the index in" in printed
     assert "indexed 3 documents for BM25" in printed
     report = EvaluationReport.load(out)
-    assert (report.first_stage, report.fuse_with, report.alpha) == ("hybrid", "bm25", 0.8)
+    assert (report.first_stage, report.fuse_with, report.alpha) == ("hybrid", fuse_with, alpha)
     assert [r.name for r in report.runs] == ["hybrid", "reranked", "fused"]
-    assert "with the bm25 score" in report.title
+    assert f"with the {fuse_with} score" in report.title
     assert report.retriever.startswith("hybrid(")
     # all three runs hold the hybrid's candidates: same recall
     recalls = {r.metrics["Recall@3"] for r in report.runs}

@@ -11,10 +11,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AGGREGATES",
+    "FUSE_WITH",
     "FUSION_METHODS",
     "OVERFLOWS",
     "Aggregate",
     "DocRead",
+    "FuseWith",
     "FusionMethod",
     "Overflow",
     "RankArgs",
@@ -30,7 +32,12 @@ Overflow = Literal["truncate", "chunk", "error"]
 Aggregate = Literal["max", "first", "mean"]
 #: How the model runs: PyTorch, or a CPU fast path exported once into crossrank's cache.
 Backend = Literal["torch", "onnx", "onnx-int8", "openvino", "openvino-int8"]
+#: Which first-stage score an evaluation fuses with the cross-encoder: the hit's own score,
+#: one retriever's score of a hybrid hit (``hit.scores[...]``), or both retrievers' scores
+#: (``"dense+bm25"``: the mean of the two, each min-max scaled over the query's head).
+FuseWith = Literal["first-stage", "dense", "bm25", "dense+bm25"]
 FUSION_METHODS: tuple[str, ...] = get_args(FusionMethod)
+FUSE_WITH: tuple[str, ...] = get_args(FuseWith)
 OVERFLOWS: tuple[str, ...] = get_args(Overflow)
 AGGREGATES: tuple[str, ...] = get_args(Aggregate)
 BACKENDS: tuple[str, ...] = get_args(Backend)

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from crossrank.errors import ModelNotFoundError
-from crossrank.types import BACKENDS
+from crossrank.types import BACKENDS, FUSE_WITH
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -46,7 +46,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--hybrid-method", choices=("rrf", "weighted"), default="rrf")
     parser.add_argument(
         "--fuse-with",
-        choices=("first-stage", "dense", "bm25"),
+        choices=FUSE_WITH,
         default="bm25",
         help="first-stage score fused with the reranker (bm25: the hybrid's BM25 score)",
     )

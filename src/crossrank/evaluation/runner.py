@@ -6,14 +6,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from crossrank.errors import InvalidInputError
 from crossrank.evaluation.latency import percentile
 from crossrank.evaluation.metrics import compute_metrics
 from crossrank.evaluation.report import EvaluationReport, RunReport
 from crossrank.evaluation.runs import Run, dense_run, reranked_rankings
-from crossrank.types import FusionMethod, RankArgs, RerankResult
+from crossrank.ranking import mean_minmax
+from crossrank.types import FUSE_WITH, FuseWith, FusionMethod, RankArgs, RerankResult
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -32,10 +33,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Which first-stage score enters the fusion with the cross-encoder: the hit's own score,
-#: or one retriever's score of a hybrid hit (``hit.scores[...]``).
-FuseWith = Literal["first-stage", "dense", "bm25"]
 
 
 @runtime_checkable
@@ -98,9 +95,16 @@ def first_stage_name(retriever: object) -> str:
 
 
 def fusion_scores(row: Sequence[SearchHit], fuse_with: FuseWith) -> list[float]:
-    """The first-stage scores a query's head is fused with (``fuse_with`` picks which)."""
+    """The first-stage scores a query's head is fused with (``fuse_with`` picks which).
+
+    ``"dense+bm25"`` is ``(minmax(dense) + minmax(bm25)) / 2`` over ``row``: the convex
+    combination of both retrievers' scores, so that the cross-encoder's fusion weighs the
+    cross-encoder against both first stages at once.
+    """
     if fuse_with == "first-stage":
         return [hit.score for hit in row]
+    if fuse_with == "dense+bm25":
+        return mean_minmax(fusion_scores(row, "dense"), fusion_scores(row, "bm25"))
     scores = [hit.score_of(fuse_with) for hit in row]
     if any(s is None for s in scores):
         msg = (
@@ -168,14 +172,16 @@ def evaluate(
         max_queries: evaluate the first N judged queries only.
         show_progress: progress bars; ``None`` shows them on a terminal only.
         fuse_with: the first-stage score fused with the cross-encoder: the hit's own
-            (``"first-stage"``), or a hybrid hit's ``"bm25"`` or ``"dense"`` score (the 80/20
-            cross-encoder + BM25 blend is ``fuse_with="bm25", alpha=0.8``).
+            (``"first-stage"``), a hybrid hit's ``"bm25"`` or ``"dense"`` score (the 80/20
+            cross-encoder + BM25 blend is ``fuse_with="bm25", alpha=0.8``), or both
+            (``"dense+bm25"``; the measured best with the starter model is
+            ``fuse_with="dense+bm25", alpha=0.2``, see docs/hybrid.md).
     """
     from tqdm.auto import tqdm
 
     _check_options(top_k, top_n, fusion, alpha)
-    if fuse_with not in ("first-stage", "dense", "bm25"):
-        msg = f"fuse_with must be 'first-stage', 'dense' or 'bm25', got {fuse_with!r}"
+    if fuse_with not in FUSE_WITH:
+        msg = f"fuse_with must be one of {', '.join(map(repr, FUSE_WITH))}; got {fuse_with!r}"
         raise InvalidInputError(msg)
     first = first_stage_name(retriever)
     if len(retriever) == 0:

@@ -9,7 +9,7 @@ from crossrank.ranking.context import (
     PackedContext,
     PackedPassage,
 )
-from crossrank.ranking.fusion import fuse, minmax, rank_positions, rrf
+from crossrank.ranking.fusion import fuse, mean_minmax, minmax, rank_positions, rrf
 from crossrank.ranking.results import (
     RankOptions,
     check_choice,
@@ -32,6 +32,7 @@ __all__ = [
     "check_real",
     "check_retrieval_scores",
     "fuse",
+    "mean_minmax",
     "minmax",
     "rank_positions",
     "rank_results",

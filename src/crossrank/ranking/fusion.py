@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from crossrank.errors import InvalidInputError
 from crossrank.types import FusionMethod
 
-__all__ = ["fuse", "minmax", "rank_positions", "rrf"]
+__all__ = ["fuse", "mean_minmax", "minmax", "rank_positions", "rrf"]
 
 RRF_K = 60
 
@@ -19,6 +19,24 @@ def minmax(scores: Sequence[float]) -> list[float]:
     if hi == lo:
         return [1.0] * len(scores)
     return [(s - lo) / (hi - lo) for s in scores]
+
+
+def mean_minmax(*runs: Sequence[float]) -> list[float]:
+    """The mean of the runs, each min-max scaled first: a convex combination of first stages.
+
+    E.g. a hybrid hit list's dense and BM25 scores as one retrieval score to fuse with the
+    cross-encoder: ``mean_minmax([h.scores["dense"] ...], [h.scores["bm25"] ...])``.
+    """
+    if not runs:
+        msg = "mean_minmax needs at least one run of scores"
+        raise InvalidInputError(msg)
+    if len({len(run) for run in runs}) > 1:
+        msg = f"the runs must score the same documents; got lengths {[len(r) for r in runs]}"
+        raise InvalidInputError(msg)
+    if not runs[0]:
+        return []
+    scaled = [minmax(run) for run in runs]
+    return [sum(values) / len(runs) for values in zip(*scaled, strict=True)]
 
 
 def rank_positions(scores: Sequence[float]) -> list[int]:

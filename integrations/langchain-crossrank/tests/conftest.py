@@ -97,6 +97,7 @@ def scifact_chunks(scifact: Any) -> list[Document]:
     return chunks
 
 
+@pytest.fixture(scope="session")
 def hf_embeddings() -> Any:
     """all-MiniLM-L6-v2 (offline) as LangChain embeddings: langchain_huggingface when it is
     installed, else langchain_community's (deprecated) class of the same name."""
@@ -114,7 +115,7 @@ def hf_embeddings() -> Any:
 
 
 @pytest.fixture(scope="session")
-def faiss_store(scifact_chunks: list[Document]) -> Any:
+def faiss_store(scifact_chunks: list[Document], hf_embeddings: Any) -> Any:
     from langchain_community.vectorstores import FAISS
 
-    return FAISS.from_documents(scifact_chunks, hf_embeddings())
+    return FAISS.from_documents(scifact_chunks, hf_embeddings)

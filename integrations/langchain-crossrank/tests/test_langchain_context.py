@@ -125,9 +125,8 @@ class PromptRecorder(BaseCallbackHandler):
 
 
 @pytest.fixture(scope="module")
-def small_store(scifact: Any) -> Any:
+def small_store(scifact: Any, hf_embeddings: Any) -> Any:
     """30 SciFact abstracts (the judged ones of two claims first) in ~400-character chunks."""
-    from conftest import hf_embeddings
     from langchain_community.vectorstores import FAISS
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -138,7 +137,7 @@ def small_store(scifact: Any) -> Any:
         for doc_id in scifact.judged_first_ids(claims, 30)
         for j, text in enumerate(splitter.split_text(scifact.corpus[doc_id].full_text))
     ]
-    return FAISS.from_documents(chunks, hf_embeddings()), [c.text for c in claims]
+    return FAISS.from_documents(chunks, hf_embeddings), [c.text for c in claims]
 
 
 @pytest.mark.slow

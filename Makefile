@@ -10,7 +10,6 @@ export CROSSRANK_CACHE ?= $(CURDIR)/.cache/crossrank
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 export TOKENIZERS_PARALLELISM ?= false
-STARTER := $(abspath ../shared/models/crossrank-starter)
 
 .PHONY: install demo serve test lint typecheck pytest bench bench-peers clean
 
@@ -24,19 +23,15 @@ $(STAMP): pyproject.toml constraints.txt $(wildcard integrations/*/pyproject.tom
 		$(foreach d,$(INTEGRATIONS),-e "$(d)[test]")
 	touch $(STAMP)
 
-# The reranker: $CROSSRANK_RERANKER, else one trained here by `crossrank train --preset
-# starter` (in the cache), else the project's shared starter model.
+# The reranker (crossrank.engine.resolve): $CROSSRANK_RERANKER, else one trained here by
+# `crossrank train --preset starter` (in the cache), else the project's shared starter model.
 demo: $(STAMP)
-	@if [ -z "$$CROSSRANK_RERANKER" ] && [ ! -f "$(CROSSRANK_CACHE)/models/starter/config.json" ] \
-		&& [ -d "$(STARTER)" ]; then export CROSSRANK_RERANKER="$(STARTER)"; fi; \
 	$(BIN)/crossrank demo
 
 # The reranking service on 127.0.0.1:8080 (Cohere /v1|v2/rerank, TEI /rerank), same model
 # resolution as the demo; e.g. make serve SERVE_ARGS="--port 9000 --api-key secret".
 SERVE_ARGS ?=
 serve: $(STAMP)
-	@if [ -z "$$CROSSRANK_RERANKER" ] && [ ! -f "$(CROSSRANK_CACHE)/models/starter/config.json" ] \
-		&& [ -d "$(STARTER)" ]; then export CROSSRANK_RERANKER="$(STARTER)"; fi; \
 	$(BIN)/crossrank serve $(SERVE_ARGS)
 
 lint: $(STAMP)

@@ -84,8 +84,8 @@ def parse_args() -> argparse.Namespace:
         "--sweep",
         type=float,
         nargs="*",
-        default=[0.1, 0.2, 0.3, 0.4, 0.6, 0.8],
-        help="cross-encoder weights of the fusion sensitivity table (on the same queries)",
+        default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8],
+        help="cross-encoder weights of the fusion sensitivity table (0: the first-stage score alone)",
     )
     parser.add_argument("--out", type=Path, default=None, help="save all numbers as JSON")
     parser.add_argument(

@@ -112,6 +112,7 @@ def test_explicit_cuda_device_is_honoured(tiny_model: Path) -> None:
 
 def test_reranker_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CROSSRANK_STARTER", str(tmp_path / "shared-starter"))
     monkeypatch.delenv("CROSSRANK_RERANKER", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert resolve_reranker("given")[0] == "given"
@@ -122,6 +123,13 @@ def test_reranker_resolution_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert "crossrank train --preset starter" in message
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     assert resolve_reranker(None)[0] == DEFAULT_HUB_RERANKER
+    # the shared starter beside the checkout comes before the hub ...
+    build_tiny_cross_encoder(tmp_path / "shared-starter")
+    assert resolve_reranker(None) == (
+        str(tmp_path / "shared-starter"),
+        "the project's shared starter model",
+    )
+    # ... and one trained here (in the cache) before the shared one
     build_tiny_cross_encoder(starter_model_dir())
     assert resolve_reranker(None)[0] == str(starter_model_dir())
     monkeypatch.setenv("CROSSRANK_RERANKER", "/some/folder")

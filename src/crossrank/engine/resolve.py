@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from crossrank.errors import ModelNotFoundError
-from crossrank.paths import cache_dir
+from crossrank.paths import cache_dir, shared_starter_dir
 
 __all__ = ["DEFAULT_HUB_RERANKER", "resolve_reranker", "starter_model_dir"]
 
@@ -27,8 +27,9 @@ def resolve_reranker(model: str | os.PathLike[str] | None = None) -> tuple[str, 
     """Return ``(model, reason)``: the model to load and why it was chosen.
 
     Order: the ``model`` argument; ``$CROSSRANK_RERANKER``; the starter model in crossrank's
-    cache (``crossrank train --preset starter``); the default hub model when the hub may be
-    used. Raises :class:`ModelNotFoundError` naming these ways when none applies.
+    cache (``crossrank train --preset starter``); the project's shared starter model beside
+    the checkout (:func:`crossrank.paths.shared_starter_dir`); the default hub model when the
+    hub may be used. Raises :class:`ModelNotFoundError` naming these ways when none applies.
     """
     if model is not None:
         return str(model), "named by the caller"
@@ -38,6 +39,9 @@ def resolve_reranker(model: str | os.PathLike[str] | None = None) -> tuple[str, 
     starter = starter_model_dir()
     if (starter / "config.json").is_file():
         return str(starter), "the starter model in crossrank's cache"
+    shared = shared_starter_dir()
+    if (shared / "config.json").is_file():
+        return str(shared), "the project's shared starter model"
     if _hub_reachable():
         return DEFAULT_HUB_RERANKER, "the default hub model (needs network access)"
     msg = (

@@ -8,8 +8,8 @@ reranked (all top-k by the cross-encoder) and fused (``alpha`` * minmax(cross-en
 (1 - alpha) * minmax(first-stage score)); the hybrid is also fused with its BM25 score alone
 (the 80/20 cross-encoder + BM25 blend), with its dense score alone, and with both
 (``--both-alpha`` * minmax(cross-encoder) + (1 - ``--both-alpha``) * minmax of the mean of
-minmax(dense) and minmax(BM25): the pipeline this benchmark recommends, its cross-encoder
-weight chosen on train queries, see docs/hybrid.md). NDCG@10, MRR@10, Hit@1
+minmax(dense) and minmax(BM25): the pipeline docs/hybrid.md recommends; its weight is read off
+the sweep table this prints, which shows how much the choice matters). NDCG@10, MRR@10, Hit@1
 and Recall@k through ir-measures; the reranked and fused runs hold the same documents as
 their first stage, so their Recall@k is the first stage's.
 
@@ -62,7 +62,7 @@ def parse_args() -> argparse.Namespace:
         "--both-alpha",
         type=float,
         default=0.2,
-        help="cross-encoder weight when fused with dense+BM25 (0.2, chosen on train queries)",
+        help="cross-encoder weight when fused with dense+BM25 (0.2)",
     )
     parser.add_argument(
         "--reranker",
@@ -85,7 +85,7 @@ def parse_args() -> argparse.Namespace:
         type=float,
         nargs="*",
         default=[0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8],
-        help="cross-encoder weights of the fusion sensitivity table (0: the first-stage score alone)",
+        help="cross-encoder weights of the fusion sensitivity table (0: first-stage score alone)",
     )
     parser.add_argument("--out", type=Path, default=None, help="save all numbers as JSON")
     parser.add_argument(

@@ -48,19 +48,29 @@ def parse_args() -> argparse.Namespace:
 
 
 def bm25_row(collection, glosses, top_k: int) -> tuple[list[str], dict[str, float]]:
-    """Build BM25 over SciFact + glosses; time, traced peak memory, size, latency, quality."""
+    """Build BM25 over SciFact + glosses; time, traced peak memory, size, latency, quality.
+
+    The index is built twice: once under ``tracemalloc`` for the peak memory the build
+    allocates (tracing slows every allocation), then again untraced for the build time.
+    """
+    import gc
     import tracemalloc
 
     ids = list(collection.corpus) + [d.id for d in glosses]
     texts = [d.full_text for d in collection.corpus.values()] + [d.full_text for d in glosses]
-    retriever = BM25Retriever(show_progress=False)
+    traced = BM25Retriever(show_progress=False)
     tracemalloc.start()
-    started = time.perf_counter()
-    retriever.add(texts, ids=ids)
-    retriever.search("warm-up", top_k=1)  # tokenizes, stems and indexes everything
-    build_seconds = time.perf_counter() - started
+    traced.add(texts, ids=ids)
+    traced.search("warm-up", top_k=1)  # tokenizes, stems and indexes everything
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
+    del traced
+    gc.collect()
+    retriever = BM25Retriever(show_progress=False)
+    started = time.perf_counter()
+    retriever.add(texts, ids=ids)
+    retriever.search("warm-up", top_k=1)
+    build_seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:
         retriever.save(tmp)
         index_bytes = sum(p.stat().st_size for p in (Path(tmp) / "index").rglob("*"))
@@ -206,8 +216,9 @@ def print_bm25(row: list[str], extra: dict[str, float], n_glosses: int, top_k: i
         f"SciFact + {n_glosses:,} glosses; SciFact test queries; top-{top_k}"
     )
     print(
-        f"build (tokenize + stem + index): {extra['docs_per_s']:,.0f} docs/s; peak memory "
-        f"allocated while building {extra['peak_mib']:,.0f} MiB (tracemalloc); peak RSS "
+        f"build (tokenize + stem + index, untraced): {extra['docs_per_s']:,.0f} docs/s; peak "
+        f"memory allocated while building {extra['peak_mib']:,.0f} MiB (a second, traced "
+        f"build); peak RSS "
         f"{peak_rss_mib():,.0f} MiB"
     )
     print()

@@ -213,3 +213,5 @@ def test_mean_minmax_checks_its_runs() -> None:
         mean_minmax([1.0, 2.0], [1.0])
     with pytest.raises(InvalidInputError, match="at least one run"):
         mean_minmax()
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        mean_minmax([1.0, float("nan")], [1.0, 2.0])

@@ -35,6 +35,9 @@ def mean_minmax(*runs: Sequence[float]) -> list[float]:
         raise InvalidInputError(msg)
     if not runs[0]:
         return []
+    if any(not math.isfinite(s) for run in runs for s in run):
+        msg = "mean_minmax got NaN or infinite scores; pass finite first-stage scores"
+        raise InvalidInputError(msg)
     scaled = [minmax(run) for run in runs]
     return [sum(values) / len(runs) for values in zip(*scaled, strict=True)]
 

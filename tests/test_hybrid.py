@@ -209,6 +209,11 @@ def test_mean_minmax_checks_its_runs() -> None:
     assert mean_minmax([1.0, 3.0, 2.0], [10.0, 0.0, 5.0]) == pytest.approx([0.5, 0.5, 0.5])
     assert mean_minmax([2.0, 2.0]) == [1.0, 1.0]  # no information, no penalty
     assert mean_minmax([], []) == []
+    import numpy as np
+
+    numpy_scores = mean_minmax(np.array([1.0, 3.0, 2.0], dtype=np.float32), np.array([10, 0, 5]))
+    assert numpy_scores == pytest.approx([0.5, 0.5, 0.5])
+    assert all(type(s) is float for s in numpy_scores)
     with pytest.raises(InvalidInputError, match="same documents"):
         mean_minmax([1.0, 2.0], [1.0])
     with pytest.raises(InvalidInputError, match="at least one run"):

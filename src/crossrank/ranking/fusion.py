@@ -33,12 +33,12 @@ def mean_minmax(*runs: Sequence[float]) -> list[float]:
     if len({len(run) for run in runs}) > 1:
         msg = f"the runs must score the same documents; got lengths {[len(r) for r in runs]}"
         raise InvalidInputError(msg)
-    if not runs[0]:
+    if len(runs[0]) == 0:
         return []
     if any(not math.isfinite(s) for run in runs for s in run):
         msg = "mean_minmax got NaN or infinite scores; pass finite first-stage scores"
         raise InvalidInputError(msg)
-    scaled = [minmax(run) for run in runs]
+    scaled = [minmax([float(s) for s in run]) for run in runs]
     return [sum(values) / len(runs) for values in zip(*scaled, strict=True)]
 
 

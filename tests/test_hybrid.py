@@ -220,3 +220,5 @@ def test_mean_minmax_checks_its_runs() -> None:
         mean_minmax()
     with pytest.raises(InvalidInputError, match="NaN or infinite"):
         mean_minmax([1.0, float("nan")], [1.0, 2.0])
+    with pytest.raises(InvalidInputError, match="takes numbers"):
+        mean_minmax([1.0, "high"])  # type: ignore[list-item]

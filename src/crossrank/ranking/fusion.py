@@ -35,10 +35,15 @@ def mean_minmax(*runs: Sequence[float]) -> list[float]:
         raise InvalidInputError(msg)
     if len(runs[0]) == 0:
         return []
-    if any(not math.isfinite(s) for run in runs for s in run):
+    try:
+        values = [[float(s) for s in run] for run in runs]
+    except (TypeError, ValueError) as exc:
+        msg = f"mean_minmax takes numbers (first-stage scores); {exc}"
+        raise InvalidInputError(msg) from None
+    if any(not math.isfinite(s) for run in values for s in run):
         msg = "mean_minmax got NaN or infinite scores; pass finite first-stage scores"
         raise InvalidInputError(msg)
-    scaled = [minmax([float(s) for s in run]) for run in runs]
+    scaled = [minmax(run) for run in values]
     return [sum(values) / len(runs) for values in zip(*scaled, strict=True)]
 
 

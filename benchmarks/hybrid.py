@@ -39,7 +39,7 @@ from crossrank.fingerprint import fingerprint_folder
 from crossrank.paths import cache_dir, shared_data_dir, shared_starter_dir
 from crossrank.ranking import fuse
 from crossrank.retrieval import HybridRetriever, SearchHit, cached_bm25, cached_retriever
-from crossrank.types import FuseWith
+from crossrank.types import BACKENDS, FuseWith
 
 METRICS = ["NDCG@10", "MRR@10", "Hit@1"]
 #: The hybrid's scores the cross-encoder is fused with: label -> ``fuse_with``.
@@ -70,9 +70,7 @@ def parse_args() -> argparse.Namespace:
         help="cross-encoder folder (the shared starter)",
     )
     parser.add_argument("--max-length", type=int, default=160, help="tokens per pair (160)")
-    parser.add_argument(
-        "--backend", default="torch", choices=["torch", "onnx", "onnx-int8", "openvino"]
-    )
+    parser.add_argument("--backend", default="torch", choices=BACKENDS)
     parser.add_argument("--max-queries", type=int, default=None, help="first N judged queries")
     parser.add_argument(
         "--rerank-head",
@@ -101,7 +99,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def ce_scores(
-    reranker: Reranker, args: argparse.Namespace, name: str, pairs: list[tuple[str, str, str]]
+    reranker: Reranker, args: argparse.Namespace, name: str, pairs: list[tuple[str, str, str, str]]
 ) -> dict[tuple[str, str], float]:
     """Cross-encoder score of each (query id, doc id) pair, cached on disk between runs."""
     key = hashlib.sha256(
@@ -142,6 +140,23 @@ def ranked(ids: Sequence[str], scores: Sequence[float]) -> list[str]:
     return [ids[i] for i in order]
 
 
+def fused_run(
+    queries: Sequence[Any],
+    rows: Sequence[Sequence[SearchHit]],
+    ce: dict[tuple[str, str], float],
+    fuse_with: FuseWith,
+    alpha: float,
+) -> dict[str, list[str]]:
+    """Each query's candidates by ``alpha`` * minmax(cross-encoder) + (1 - ``alpha``) *
+    minmax(the ``fuse_with`` first-stage score)."""
+    rankings: dict[str, list[str]] = {}
+    for q, row in zip(queries, rows):
+        ids = [h.id for h in row]
+        cross = [ce[(q.id, i)] for i in ids]
+        rankings[q.id] = ranked(ids, fuse(cross, fusion_scores(row, fuse_with), "weighted", alpha))
+    return rankings
+
+
 def fusion_sweep(
     args: argparse.Namespace,
     queries: Sequence[Any],
@@ -150,22 +165,15 @@ def fusion_sweep(
     qrels: dict[str, dict[str, int]],
 ) -> dict[str, dict[str, float]]:
     """NDCG@10 of the hybrid fused with each first-stage score at each weight in --sweep."""
-    out: dict[str, dict[str, float]] = {}
-    for label, part in BLENDS.items():
-        out[label] = {}
-        for alpha in args.sweep:
-            rankings = {}
-            for q, row in zip(queries, rows):
-                ids = [h.id for h in row]
-                if not row:
-                    rankings[q.id] = []
-                    continue
-                cross = [ce[(q.id, i)] for i in ids]
-                other = fusion_scores(row, part)
-                rankings[q.id] = ranked(ids, fuse(cross, other, "weighted", alpha))
-            metrics = compute_metrics(qrels, rankings, recall_k=args.top_k).aggregate
-            out[label][f"{alpha:g}"] = metrics["NDCG@10"]
-    return out
+    return {
+        label: {
+            f"{alpha:g}": compute_metrics(
+                qrels, fused_run(queries, rows, ce, part, alpha), recall_k=args.top_k
+            ).aggregate["NDCG@10"]
+            for alpha in args.sweep
+        }
+        for label, part in BLENDS.items()
+    }
 
 
 def main() -> int:
@@ -223,41 +231,30 @@ def main() -> int:
 
         runs: dict[str, dict[str, list[str]]] = {}
         for stage, rows in stages.items():
-            first, reranked, fused, head = {}, {}, {}, {}
-            runs[stage] = first
-            for q, row in zip(queries, rows):
-                first[q.id] = [h.id for h in row]
+            reranked: dict[str, list[str]] = {}
+            head: dict[str, list[str]] = {}
+            runs[stage] = {q.id: [h.id for h in row] for q, row in zip(queries, rows)}
             if any((q.id, h.id) not in ce for q, row in zip(queries, rows) for h in row):
                 print(f"{spec}: {stage} → rerank / fused not measured (pairs left unscored)")
                 continue
-            blends: dict[str, dict[str, list[str]]] = {"BM25": {}, "dense": {}, "dense+BM25": {}}
             for q, row in zip(queries, rows):
                 ids = [h.id for h in row]
-                if not row:
-                    reranked[q.id] = fused[q.id] = []
-                    continue
                 cross = [ce[(q.id, i)] for i in ids]
                 reranked[q.id] = ranked(ids, cross)
                 n = args.rerank_head
                 head[q.id] = ranked(ids[:n], cross[:n]) + ids[n:]
-                own = [h.score for h in row]
-                fused[q.id] = ranked(ids, fuse(cross, own, "weighted", args.alpha))
-                if stage == "hybrid":
-                    for label in blends:
-                        weight = args.both_alpha if label == "dense+BM25" else args.alpha
-                        other = fusion_scores(row, BLENDS[label])
-                        mixed = fuse(cross, other, "weighted", weight)
-                        blends[label][q.id] = ranked(ids, mixed)
             runs[f"{stage} → rerank"] = reranked
             if args.rerank_head:
                 runs[f"{stage} → rerank top-{args.rerank_head}"] = head
-            runs[f"{stage} → fused"] = fused
+            runs[f"{stage} → fused"] = fused_run(queries, rows, ce, "first-stage", args.alpha)
             if stage == "hybrid":
-                runs["hybrid → fused with BM25"] = blends["BM25"]
-                runs["hybrid → fused with dense"] = blends["dense"]
-                runs[f"hybrid → fused with dense+BM25 (α={args.both_alpha:g})"] = blends[
-                    "dense+BM25"
-                ]
+                runs["hybrid → fused with BM25"] = fused_run(queries, rows, ce, "bm25", args.alpha)
+                runs["hybrid → fused with dense"] = fused_run(
+                    queries, rows, ce, "dense", args.alpha
+                )
+                runs[f"hybrid → fused with dense+BM25 (α={args.both_alpha:g})"] = fused_run(
+                    queries, rows, ce, "dense+bm25", args.both_alpha
+                )
 
         qrels = {q.id: dict(collection.qrels[q.id]) for q in queries}
         recall = f"Recall@{args.top_k}"

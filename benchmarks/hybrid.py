@@ -108,7 +108,12 @@ def ce_scores(
         ).encode()
     ).hexdigest()[:16]
     file = cache_dir() / "benchmarks" / f"hybrid-{name.replace(':', '-')}-{key}.json"
-    known: dict[str, float] = json.loads(file.read_text()) if file.is_file() else {}
+    known: dict[str, float] = {}
+    if file.is_file():
+        try:
+            known = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            print(f"{file} is damaged; scoring its pairs again")
     todo = [p for p in pairs if f"{p[0]}\t{p[1]}" not in known]
     chunk = 512
     started = time.perf_counter()
@@ -124,7 +129,9 @@ def ce_scores(
         scores = reranker.score_pairs([(query, text) for _, _, query, text in part])
         known.update({f"{qid}\t{did}": s for (qid, did, _, _), s in zip(part, scores)})
         file.parent.mkdir(parents=True, exist_ok=True)
-        file.write_text(json.dumps(known))
+        staging = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+        staging.write_text(json.dumps(known))
+        os.replace(staging, file)  # a run killed mid-write leaves the previous file whole
     seconds = time.perf_counter() - started
     if todo:
         print(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,3 +58,38 @@ def test_peers_judge_the_quality_bar_on_the_many_query_file() -> None:
     assert "ov8, 34.0 pairs/s = 5.50× predict" in judged
     assert "NDCG@10 0.6850 vs 0.6900 on 300 queries" in judged
     assert judged.splitlines()[0].endswith("PASS")
+
+
+def test_hybrid_score_cache_survives_a_damaged_file(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed while writing its score cache must not break the next run."""
+    import argparse
+
+    monkeypatch.setenv("CROSSRANK_CACHE", str(tmp_path / "cache"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import hybrid
+    finally:
+        sys.path.pop(0)
+
+    class Lengths:
+        calls = 0
+
+        def score_pairs(self, pairs: list[tuple[str, str]]) -> list[float]:
+            Lengths.calls += 1
+            return [float(len(q) + len(t)) for q, t in pairs]
+
+    args = argparse.Namespace(
+        reranker=str(tiny_model), max_length=32, backend="torch", budget_minutes=None
+    )
+    pairs = [("q1", "d1", "query", "text one"), ("q1", "d2", "query", "text")]
+    first = hybrid.ce_scores(Lengths(), args, "mini:test", pairs)  # type: ignore[arg-type]
+    assert first == {("q1", "d1"): 13.0, ("q1", "d2"): 9.0}
+    (cached,) = (tmp_path / "cache" / "benchmarks").glob("hybrid-mini-test-*.json")
+    assert not list(cached.parent.glob("*.tmp"))
+    assert hybrid.ce_scores(Lengths(), args, "mini:test", pairs) == first  # type: ignore[arg-type]
+    assert Lengths.calls == 1  # the second run read the cache
+    cached.write_text(cached.read_text()[:10])  # cut short, as by a kill mid-write
+    assert hybrid.ce_scores(Lengths(), args, "mini:test", pairs) == first  # type: ignore[arg-type]
+    assert Lengths.calls == 2

@@ -102,11 +102,15 @@ def main() -> None:
             "reference": args.backends.split(",")[0],
             "ndcg@10": ndcg_by_backend,
         }
-        if args.out.is_file():  # the same workload measured before: add this run's backends
+        try:  # the same workload measured before: add this run's backends
             old = json.loads(args.out.read_text())
-            if all(old.get(k) == data[k] for k in ("queries", "top_k", "max_length", "reference")):
-                data["ndcg@10"] = {**old["ndcg@10"], **ndcg_by_backend}
-        args.out.write_text(json.dumps(data, indent=2))
+        except (OSError, ValueError):
+            old = {}  # none yet, or damaged: this run's numbers alone
+        if all(old.get(k) == data[k] for k in ("queries", "top_k", "max_length", "reference")):
+            data["ndcg@10"] = {**old["ndcg@10"], **ndcg_by_backend}
+        staging = args.out.with_name(f"{args.out.name}.tmp")
+        staging.write_text(json.dumps(data, indent=2))
+        staging.replace(args.out)
     ndcg0 = rows[1][1]
     print(
         f"\n{len(work.queries)} SciFact {args.split} queries x {args.top_k} dense candidates, "

@@ -19,12 +19,28 @@ import logging
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from _common import add_workload_args, load_workload, machine
 
 from crossrank import Reranker
 from crossrank.data import load_qrels
 from crossrank.evaluation import compute_metrics
+
+
+def save_quality(out: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``out``, keeping the backends an earlier run of the same workload
+    measured there; a missing or damaged earlier file is replaced by this run's numbers."""
+    try:
+        old = json.loads(out.read_text())
+    except (OSError, ValueError):
+        old = {}
+    same = ("queries", "top_k", "max_length", "reference")
+    if isinstance(old, dict) and all(old.get(k) == data[k] for k in same):
+        data = {**data, "ndcg@10": {**old.get("ndcg@10", {}), **data["ndcg@10"]}}
+    staging = out.with_name(f"{out.name}.tmp")
+    staging.write_text(json.dumps(data, indent=2))
+    staging.replace(out)  # a run killed mid-write leaves the earlier file whole
 
 
 def main() -> None:
@@ -102,15 +118,7 @@ def main() -> None:
             "reference": args.backends.split(",")[0],
             "ndcg@10": ndcg_by_backend,
         }
-        try:  # the same workload measured before: add this run's backends
-            old = json.loads(args.out.read_text())
-        except (OSError, ValueError):
-            old = {}  # none yet, or damaged: this run's numbers alone
-        if all(old.get(k) == data[k] for k in ("queries", "top_k", "max_length", "reference")):
-            data["ndcg@10"] = {**old["ndcg@10"], **ndcg_by_backend}
-        staging = args.out.with_name(f"{args.out.name}.tmp")
-        staging.write_text(json.dumps(data, indent=2))
-        staging.replace(args.out)
+        save_quality(args.out, data)
     ndcg0 = rows[1][1]
     print(
         f"\n{len(work.queries)} SciFact {args.split} queries x {args.top_k} dense candidates, "

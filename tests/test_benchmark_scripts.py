@@ -93,3 +93,24 @@ def test_hybrid_score_cache_survives_a_damaged_file(
     cached.write_text(cached.read_text()[:10])  # cut short, as by a kill mid-write
     assert hybrid.ce_scores(Lengths(), args, "mini:test", pairs) == first  # type: ignore[arg-type]
     assert Lengths.calls == 2
+
+
+def test_quality_file_merges_runs_and_survives_a_damaged_one(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import quantized_quality
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "quality.json"
+    workload = {"queries": 300, "top_k": 50, "max_length": 256, "reference": "torch"}
+    quantized_quality.save_quality(out, {**workload, "ndcg@10": {"torch": 0.69}})
+    quantized_quality.save_quality(out, {**workload, "ndcg@10": {"openvino": 0.68}})
+    assert json.loads(out.read_text())["ndcg@10"] == {"torch": 0.69, "openvino": 0.68}
+    # another workload replaces the numbers instead of mixing them
+    other = {**workload, "queries": 10}
+    quantized_quality.save_quality(out, {**other, "ndcg@10": {"torch": 0.5}})
+    assert json.loads(out.read_text())["ndcg@10"] == {"torch": 0.5}
+    out.write_text('{"queries": 10, "ndcg')  # cut short, as by a kill mid-write
+    quantized_quality.save_quality(out, {**other, "ndcg@10": {"onnx": 0.4}})
+    assert json.loads(out.read_text())["ndcg@10"] == {"onnx": 0.4}
+    assert [p.name for p in tmp_path.iterdir()] == ["quality.json"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -45,6 +48,15 @@ def load_workload(args: argparse.Namespace) -> Workload:
         candidate_ids=[[h.id for h in row] for row in hits],
         dense_scores=[[h.score for h in row] for row in hits],
     )
+
+
+def write_json_atomically(path: Path, data: Any, *, indent: int | None = None) -> None:
+    """Write ``data`` as JSON to ``path`` through a staging file of this process, so that a
+    run killed mid-write, or another run writing at once, leaves a whole file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    staging.write_text(json.dumps(data, indent=indent))
+    os.replace(staging, path)
 
 
 def machine() -> str:

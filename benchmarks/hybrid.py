@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from _common import write_json_atomically
 from tqdm.auto import tqdm
 
 from crossrank.data import load_beir
@@ -128,10 +129,7 @@ def ce_scores(
         part = todo[start : start + chunk]
         scores = reranker.score_pairs([(query, text) for _, _, query, text in part])
         known.update({f"{qid}\t{did}": s for (qid, did, _, _), s in zip(part, scores)})
-        file.parent.mkdir(parents=True, exist_ok=True)
-        staging = file.with_name(f"{file.name}.{os.getpid()}.tmp")
-        staging.write_text(json.dumps(known))
-        os.replace(staging, file)  # a run killed mid-write leaves the previous file whole
+        write_json_atomically(file, known)
     seconds = time.perf_counter() - started
     if todo:
         print(
@@ -292,12 +290,8 @@ def main() -> int:
             for label, values in sweep.items():
                 print(f"| {label} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(
-            json.dumps(
-                {"args": {k: str(v) for k, v in vars(args).items()}, "results": results}, indent=2
-            )
-        )
+        arguments = {k: str(v) for k, v in vars(args).items()}
+        write_json_atomically(args.out, {"args": arguments, "results": results}, indent=2)
     return 0
 
 

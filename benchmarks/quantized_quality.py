@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from _common import add_workload_args, load_workload, machine
+from _common import add_workload_args, load_workload, machine, write_json_atomically
 
 from crossrank import Reranker
 from crossrank.data import load_qrels
@@ -38,9 +38,7 @@ def save_quality(out: Path, data: dict[str, Any]) -> None:
     same = ("queries", "top_k", "max_length", "reference")
     if isinstance(old, dict) and all(old.get(k) == data[k] for k in same):
         data = {**data, "ndcg@10": {**old.get("ndcg@10", {}), **data["ndcg@10"]}}
-    staging = out.with_name(f"{out.name}.tmp")
-    staging.write_text(json.dumps(data, indent=2))
-    staging.replace(out)  # a run killed mid-write leaves the earlier file whole
+    write_json_atomically(out, data, indent=2)
 
 
 def main() -> None:

@@ -217,8 +217,8 @@ def print_bm25(row: list[str], extra: dict[str, float], n_glosses: int, top_k: i
     )
     print(
         f"build (tokenize + stem + index, untraced): {extra['docs_per_s']:,.0f} docs/s; peak "
-        f"memory allocated while building {extra['peak_mib']:,.0f} MiB (a second, traced "
-        f"build); peak RSS "
+        f"memory allocated while building {extra['peak_mib']:,.0f} MiB (a separate, "
+        f"traced build); peak RSS "
         f"{peak_rss_mib():,.0f} MiB"
     )
     print()

@@ -143,8 +143,9 @@ def wait_for_two_engine_replicas(timeout: float = 180) -> list[str]:
     while time.monotonic() < deadline:
         status = serve.status().applications[APP_NAME].deployments["CrossrankEngine"]
         running = status.replica_states.get("RUNNING", 0)
-        if status.status == "HEALTHY" and running == 2 and len(engine_replicas()) == 2:
-            return engine_replicas()
+        replicas = engine_replicas()
+        if status.status == "HEALTHY" and running == 2 and len(replicas) == 2:
+            return replicas
         time.sleep(0.2)
     raise AssertionError(f"Serve did not bring back two engine replicas in {timeout} s")
 

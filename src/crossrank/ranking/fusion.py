@@ -44,7 +44,7 @@ def mean_minmax(*runs: Sequence[float]) -> list[float]:
         msg = "mean_minmax got NaN or infinite scores; pass finite first-stage scores"
         raise InvalidInputError(msg)
     scaled = [minmax(run) for run in values]
-    return [sum(values) / len(runs) for values in zip(*scaled, strict=True)]
+    return [sum(column) / len(runs) for column in zip(*scaled, strict=True)]
 
 
 def rank_positions(scores: Sequence[float]) -> list[int]:
